@@ -190,6 +190,29 @@ class StudyConfig:
     def figures_dir(self) -> Path:
         return self.path("figures")
 
+    # -- the layout every stage shares (data/README.md) ---------------------------------------
+    @property
+    def references_table(self) -> Path:
+        """Stage 01 output: one row per reference."""
+        return self.path("data", "processed", "references.parquet")
+
+    def reference_dir(self, kind: str, slug: str) -> Path:
+        """Stage 01 output: the reference images of one reference (authors' ``refdir/<slug>``)."""
+        return self.path("data", "references", kind, slug)
+
+    def generated_path(self, model: str, variant: str, slug: str, index: int) -> Path:
+        """Stage 02 output: one generated image."""
+        return self.path("data", "generated", model, variant, slug, f"{index}.png")
+
+    @property
+    def generations_manifest(self) -> Path:
+        """Stage 02 output: one row per generated image (work unit)."""
+        return self.path("results", "generations.parquet")
+
+    def relative(self, path: str | Path) -> str:
+        """``path`` relative to the project root (as stored in tables), POSIX style."""
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
     def tau_cra(self, kind: str) -> float:
         """The recognition threshold for a reference kind (``static`` or ``dynamic``)."""
         if kind == "static":
