@@ -210,8 +210,19 @@ class StudyConfig:
         return self.path("results", "generations.parquet")
 
     def relative(self, path: str | Path) -> str:
-        """``path`` relative to the project root (as stored in tables), POSIX style."""
-        return Path(path).resolve().relative_to(self.root).as_posix()
+        """``path`` relative to the project root (as stored in tables), POSIX style.
+
+        A path outside the root (a data root configured elsewhere) is returned absolute.
+        """
+        resolved = Path(path).resolve()
+        if resolved.is_relative_to(self.root):
+            return resolved.relative_to(self.root).as_posix()
+        return resolved.as_posix()
+
+    def absolute(self, stored: str | Path) -> Path:
+        """Inverse of :meth:`relative`: a path as stored in a table -> an absolute path."""
+        p = Path(stored)
+        return p if p.is_absolute() else self.root / p
 
     def tau_cra(self, kind: str) -> float:
         """The recognition threshold for a reference kind (``static`` or ``dynamic``)."""
