@@ -15,6 +15,8 @@ Runs the numbered notebooks (notebooks/01_*.ipynb ... 06_*.ipynb) in order with 
   --config FILE    study config (default: configs/demo.yaml, the offline demo on random-weight
                    stand-in models; configs/paper.yaml is the real study and needs a GPU and hub access)
   --from NN        resume from notebook NN (e.g. --from 03); earlier outputs are reused
+  --notebooks DIR  run the numbered notebooks of another folder (default: notebooks/)
+  --executed-dir DIR  where executed copies go (default: results/executed/<config name>/)
   -p NAME VALUE    override a notebook parameter, as papermill's -p (repeatable)
   --setup-only     create the environment and build the stand-in models, then stop
   --help           show this help
@@ -39,6 +41,8 @@ while [ $# -gt 0 ]; do
     --config) [ $# -ge 2 ] || { echo "run_all.sh: --config needs a file" >&2; exit 2; }
               CONFIG="$2"; ARGS+=("$1" "$2"); shift 2 ;;
     --from) [ $# -ge 2 ] || { echo "run_all.sh: --from needs a notebook number" >&2; exit 2; }
+            ARGS+=("$1" "$2"); shift 2 ;;
+    --notebooks|--executed-dir) [ $# -ge 2 ] || { echo "run_all.sh: $1 needs a folder" >&2; exit 2; }
             ARGS+=("$1" "$2"); shift 2 ;;
     -p) [ $# -ge 3 ] || { echo "run_all.sh: -p needs NAME VALUE" >&2; exit 2; }
         ARGS+=("$1" "$2" "$3"); shift 3 ;;

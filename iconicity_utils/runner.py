@@ -28,6 +28,7 @@ class NotebookFailure:
     """Where a run stopped."""
 
     notebook: str
+    #: 0-based index among the source notebook's code cells (reported 1-based)
     cell_index: int | None
     execution_count: int | None
     source_first_line: str
@@ -35,7 +36,7 @@ class NotebookFailure:
     executed_copy: Path
 
     def describe(self) -> str:
-        where = f"cell {self.cell_index}" if self.cell_index is not None else "an unknown cell"
+        where = f"code cell {self.cell_index + 1}" if self.cell_index is not None else "an unknown cell"
         if self.execution_count is not None:
             where += f" (In [{self.execution_count}])"
         return (
@@ -73,7 +74,12 @@ def _failure_from_executed(book: Path, executed: Path, exc: Exception) -> Notebo
     error = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"
     if executed.is_file():
         nb = nbformat.read(executed, as_version=4)
-        code_cells = [c for c in nb.cells if c.cell_type == "code"]
+        # count code cells as in the source notebook: papermill's injected cell is not there
+        code_cells = [
+            c
+            for c in nb.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])
+        ]
         for i, cell in enumerate(code_cells):
             errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             if errs:
@@ -141,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/demo.yaml", help="study config (default: %(default)s)")
     parser.add_argument("--from", dest="start", metavar="NN", help="resume from notebook NN (e.g. 03)")
     parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=NOTEBOOKS_DIR,
+        help="folder of numbered notebooks (default: notebooks/)",
+    )
+    parser.add_argument(
         "-p",
         "--parameter",
         nargs=2,
@@ -149,9 +161,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("NAME", "VALUE"),
         help="override a notebook parameter (repeatable), as papermill's -p",
     )
+    parser.add_argument(
+        "--executed-dir",
+        type=Path,
+        default=None,
+        help="where executed copies go (default: results/executed/<config name>/)",
+    )
     args = parser.parse_args(argv)
     params = {name: _parse_value(value) for name, value in args.parameter}
-    failure = run_notebooks(args.config, start=args.start, parameters=params)
+    try:
+        failure = run_notebooks(
+            args.config,
+            start=args.start,
+            parameters=params,
+            notebooks_dir=args.notebooks,
+            out_dir=args.executed_dir,
+        )
+    except (ValueError, FileNotFoundError) as exc:  # bad --from, missing or invalid config
+        print(f"run_all.sh: {exc}", file=sys.stderr)
+        return 2
     return 1 if failure else 0
 
 

@@ -1,0 +1,95 @@
+"""Config validation: bad configs fail with errors that name the key and the file."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from iconicity_utils.config import ConfigError, load_config
+
+
+def _write(tmp_path, repo_root, mutate):
+    data = yaml.safe_load((repo_root / "configs" / "demo.yaml").read_text())
+    mutate(data)
+    data.setdefault("paths", {})["root"] = str(repo_root)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_shipped_configs_load(repo_root, name):
+    cfg = load_config(repo_root / "configs" / f"{name}.yaml")
+    assert cfg.name == name
+    assert cfg.thresholds.tau_cra_static == 0.70
+    assert cfg.thresholds.tau_cra_dynamic == 0.75
+    assert cfg.thresholds.tau_reuse == 0.60
+    assert cfg.realization.grid == (4, 4)
+    assert cfg.root == repo_root
+
+
+def test_paper_config_names_the_five_models_and_paper_encoders(repo_root):
+    cfg = load_config(repo_root / "configs" / "paper.yaml")
+    assert cfg.models == ["sd15", "sd21", "sdxl", "sd35-medium", "flux1-schnell"]
+    assert cfg.collection.endpoint == "https://query.wikidata.org/sparql"
+    text = (repo_root / "configs" / "paper.yaml").read_text()
+    assert "OUR choice" in text  # the model list is ours, and the file says so
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "problem"),
+    [
+        (lambda d: d.update(colour="red"), "colour", "unknown key"),
+        (lambda d: d["thresholds"].update(tau_reuse=1.5), "thresholds.tau_reuse", "outside [0.0, 1.0]"),
+        (lambda d: d["thresholds"].update(tau_cra_static=-0.1), "thresholds.tau_cra_static", "outside"),
+        (
+            lambda d: d["thresholds"].update(tau_cra_dynamic="high"),
+            "thresholds.tau_cra_dynamic",
+            "expected float",
+        ),
+        (lambda d: d["thresholds"].update(comparison="=>"), "thresholds.comparison", "expected one of"),
+        (lambda d: d["generation"].update(n_images=0), "generation.n_images", "outside"),
+        (lambda d: d["generation"].update(n_images=2.5), "generation.n_images", "expected int"),
+        (lambda d: d["generation"].update(n_images=True), "generation.n_images", "expected int"),
+        (lambda d: d["generation"].update(colour=1), "generation.colour", "unknown key"),
+        (lambda d: d["realization"].update(grid=[4]), "realization.grid", "list of 2 items"),
+        (lambda d: d["realization"].update(cells="patches"), "realization.cells", "expected one of"),
+        (lambda d: d.update(models=["tiny-sd-a", "nope"]), "models[1]", "unknown model 'nope'"),
+        (lambda d: d["encoders"].update(realization="dino-xl"), "encoders.realization", "unknown encoder"),
+        (lambda d: d.pop("models"), "models", "required key is missing"),
+        (lambda d: d.update(models="tiny-sd-a"), "models", "expected a list"),
+    ],
+)
+def test_bad_config_names_key_and_file(tmp_path, repo_root, mutate, key, problem):
+    path = _write(tmp_path, repo_root, mutate)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == key
+    assert str(path) in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_malformed_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml.*not valid YAML"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        load_config(tmp_path / "nowhere.yaml")
+
+
+def test_overrides_are_validated_too(demo_cfg):
+    cfg = demo_cfg.with_overrides(generation={"n_images": 5})
+    assert cfg.generation.n_images == 5 and demo_cfg.generation.n_images == 2
+    with pytest.raises(ConfigError, match="thresholds.tau_reuse"):
+        demo_cfg.with_overrides(thresholds={"tau_reuse": 2})
+
+
+def test_layout_paths(demo_cfg, repo_root):
+    assert demo_cfg.references_table == repo_root / "data/demo/processed/references.parquet"
+    p = demo_cfg.generated_path("tiny-sd-a", "title", "the_starry_night", 3)
+    assert demo_cfg.relative(p) == "data/demo/generated/tiny-sd-a/title/the_starry_night/3.png"
+    assert demo_cfg.absolute(demo_cfg.relative(p)) == p
+    assert demo_cfg.tau_cra("static") == 0.70 and demo_cfg.tau_cra("dynamic") == 0.75
+    with pytest.raises(ValueError, match="unknown reference kind"):
+        demo_cfg.tau_cra("moving")

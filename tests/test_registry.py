@@ -1,0 +1,83 @@
+"""The model/encoder registry: entries are data, validated like configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from iconicity_utils import registry
+from iconicity_utils.config import ConfigError
+from iconicity_utils.registry import Registry
+
+
+def test_list_models_and_encoders():
+    models = registry.list_models()
+    assert {"sd15", "sd21", "sdxl", "sd35-medium", "flux1-schnell", "tiny-sd-a", "tiny-sd-b"} <= set(models)
+    assert {"clip-vit-b16-openai", "dinov3-vitb16", "dinov2-vitb14", "tiny-clip", "tiny-dino"} <= set(
+        registry.list_encoders()
+    )
+    flux = registry.get_model("flux1-schnell")
+    assert (flux.pipeline, flux.steps, flux.guidance, flux.dtype) == ("FluxPipeline", 4, 0.0, "bfloat16")
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(KeyError, match="known models: .*sd15"):
+        registry.get_model("sd99")
+    with pytest.raises(KeyError, match="known encoders: .*tiny-dino"):
+        registry.get_encoder("dino-xxl")
+
+
+def test_source_rule(tmp_path):
+    reg = Registry.load()
+    assert reg.resolve(reg.model("sd15")) == "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id
+    assert reg.resolve(reg.model("tiny-sd-a")) == str(reg.standins_dir / "tiny-sd-a")  # derived
+    assert reg.resolve_path("./weights/x.pt") == str(reg.root / "weights" / "x.pt")
+    assert reg.resolve_path("/abs/x.pt") == "/abs/x.pt"
+
+
+def _registry_dir(tmp_path, models_yaml: str):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "models.yaml").write_text(models_yaml)
+    (tmp_path / "configs" / "encoders.yaml").write_text("encoders: {}\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        (
+            "models:\n  m: {pipeline: P, steps: 1, guidance: 1, height: 8, width: 8, source: x, speed: 3}\n",
+            "models.m.speed",
+        ),
+        (
+            "models:\n  m: {pipeline: P, steps: one, guidance: 1, height: 8, width: 8, source: x}\n",
+            "models.m.steps",
+        ),
+        (
+            "models:\n  m: {pipeline: P, steps: 1, guidance: 1, height: 8, width: 8, source: x, dtype: fp8}\n",
+            "models.m.dtype",
+        ),
+        ("models:\n  m: {pipeline: P, steps: 1, guidance: 1, height: 8, width: 8}\n", "models.m.source"),
+        ("models:\n  m: {steps: 1, guidance: 1, height: 8, width: 8, source: x}\n", "models.m.pipeline"),
+    ],
+)
+def test_bad_registry_entry_names_key_and_file(tmp_path, yaml_text, key):
+    root = _registry_dir(tmp_path, yaml_text)
+    with pytest.raises(ConfigError) as info:
+        Registry.load(root)
+    assert info.value.key == key
+    assert "models.yaml" in str(info.value)
+
+
+def test_unloadable_model_names_id_and_cause(tmp_path):
+    reg = Registry.load()
+    spec = registry.ModelSpec(
+        name="ghost",
+        pipeline="StableDiffusionPipeline",
+        steps=1,
+        guidance=1.0,
+        height=8,
+        width=8,
+        source=str(tmp_path / "no-such-model"),
+    )
+    with pytest.raises(RuntimeError, match="could not load diffusion model 'ghost'.*no-such-model"):
+        registry.load_pipeline(spec, reg)
