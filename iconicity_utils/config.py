@@ -83,17 +83,32 @@ class RealizationConfig:
     cells: Literal["crop", "tokens"] = "crop"
     #: ``"mean_all"`` averages every token of ``forward_features`` (authors' script); ``"cls"`` takes CLS.
     pool: Literal["mean_all", "cls"] = "mean_all"
+    #: encoder inputs per forward pass (images are never split across batches)
     batch_size: int = field(default=32, metadata=POSITIVE)
+    #: DataLoader workers that decode and crop while the encoders run (0: in the main process)
     num_workers: int = 0
+    #: at most this many generated images per (model, variant, reference), in index / file-name order
+    k_gen: int = field(default=50, metadata=POSITIVE)
+    #: also compute the similarity baselines (global CLIP / DINO / SSCD cosine, pHash, SSIM)
+    baselines: bool = True
+    #: side of the square greyscale thumbnails SSIM compares
+    ssim_size: int = field(default=256, metadata={"range": (7, None)})
+    #: bootstrap resamples over references for the model-level 95 % confidence intervals
+    n_bootstrap: int = field(default=1000, metadata=POSITIVE)
+    bootstrap_seed: int = 0
 
 
 @dataclass(frozen=True)
 class EncoderChoice:
-    """Which registered encoder plays which role."""
+    """Which registered encoder plays which role, and where the encoders run."""
 
     recognition: str  # CLIP image encoder f (CRA)
     realization: str  # DINO encoder g (VR)
     copy_detection: str | None = None  # SSCD baseline; None skips that baseline, and says so
+    #: explicit device for scoring (``"cpu"``, ``"cuda"``, ``"cuda:1"``); nothing is guessed
+    device: str = "cpu"
+    #: ``"fp32"``; ``"fp16"`` / ``"bf16"`` run the encoders under CUDA autocast (CUDA devices only)
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,13 @@ class CollectionConfig:
     use_saved_responses: bool = False
     timeout_s: float = 60.0
     max_retries: int = 5
+    #: exponential backoff between retries: ``min(backoff_cap_s, backoff_base_s * 2**attempt)`` seconds.
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    #: the longest ``Retry-After`` (429/503) honoured; a server asking for more is an error, not a wait.
+    retry_after_cap_s: float = 300.0
+    #: the MediaWiki API that describes Commons files (``reference_images: commons``).
+    commons_api: str = "https://commons.wikimedia.org/w/api.php"
     user_agent: str = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) SPARQLWrapper"
 
 
@@ -369,6 +391,15 @@ def _check_semantics(cfg: StudyConfig, file: str | None) -> None:
     rows, cols = cfg.realization.grid
     if rows < 1 or cols < 1:
         raise ConfigError(file, "realization.grid", f"rows and cols must be >= 1, got {cfg.realization.grid}")
+    if cfg.realization.num_workers < 0:
+        raise ConfigError(file, "realization.num_workers", f"must be >= 0, got {cfg.realization.num_workers}")
+    if cfg.encoders.precision != "fp32" and not cfg.encoders.device.startswith("cuda"):
+        raise ConfigError(
+            file,
+            "encoders.precision",
+            f"{cfg.encoders.precision!r} autocast needs a CUDA device, but encoders.device is "
+            f"{cfg.encoders.device!r}; use 'fp32' on CPU",
+        )
     if not cfg.models:
         raise ConfigError(file, "models", "at least one diffusion model is required")
     if len(set(cfg.models)) != len(cfg.models):
