@@ -123,6 +123,9 @@ class GenerationConfig:
     #: explicit device; ``"cuda"`` on a GPU machine, ``"cpu"`` otherwise.  Nothing is guessed.
     device: str = "cpu"
     variants: list[str] = field(default_factory=lambda: ["title"])
+    #: how a resumed run checks an existing image: ``"decode"`` decodes it fully; ``"header"`` reads its
+    #: metadata and checks the final PNG ``IEND`` chunk only (faster for large runs).
+    verify: Literal["decode", "header"] = "decode"
 
 
 @dataclass(frozen=True)
