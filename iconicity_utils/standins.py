@@ -27,6 +27,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -34,6 +35,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,6 +236,33 @@ def _fingerprint(spec: ModelSpec | EncoderSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Silence the expected noise of building random-weight models (and only that).
+
+    open_clip warns that no pretrained weights were loaded (that is the point of a stand-in),
+    torch warns that TorchScript is deprecated (SSCD ships as TorchScript), and transformers
+    draws a progress bar per saved shard.
+    """
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning
+            )
+            yield
+    finally:
+        root.setLevel(level)
+        hf_logging.enable_progress_bar()
+
+
 def build_standin(spec: ModelSpec | EncoderSpec, registry: Registry, force: bool = False) -> Path:
     """Build one stand-in (if its folder is missing or stale) and return the folder.
 
@@ -260,7 +289,8 @@ def build_standin(spec: ModelSpec | EncoderSpec, registry: Registry, force: bool
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=target.parent))
     try:
-        BUILDERS[builder_name](spec, params, tmp, registry)
+        with _quiet():
+            BUILDERS[builder_name](spec, params, tmp, registry)
         (tmp / STAMP).write_text(
             json.dumps(
                 {
