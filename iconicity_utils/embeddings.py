@@ -1,0 +1,442 @@
+"""Decode once, embed in batches, cache on disk: the feature engine behind scoring.
+
+Scoring needs several *features* of every image (generated or reference):
+
+==================  =========================================================  ==============
+kind                what                                                       value per image
+==================  =========================================================  ==============
+``global``          the whole image through an encoder (CRA's f, baselines)    ``(D,)``
+``cells-crop``      each grid cell cropped and embedded as its own image (VR)  ``(K, D)``
+``cells-tokens``    one ViT pass, patch tokens pooled into the grid (fast VR)  ``(K, D)``
+``phash``           64-bit perceptual hash, as 64 bits                         ``(64,)`` uint8
+``gray``            square greyscale thumbnail for SSIM                        ``(S, S)`` uint8
+==================  =========================================================  ==============
+
+:func:`extract` decodes each image **once** (in :class:`torch.utils.data.DataLoader` workers when
+``num_workers > 0``), prepares the inputs of every feature that image still lacks, batches them
+across images, and runs the forward passes in the main process under ``torch.inference_mode``.
+
+Every result goes to an :class:`FeatureStore` under ``<cache>/features/``, keyed by the SHA-256 of
+the image *file bytes*, in a folder named by the feature (kind, grid, pool) and the encoder's
+weights fingerprint (:attr:`iconicity_utils.encoders.Encoder.fingerprint`).  A reference image is
+therefore embedded once per encoder, whatever the number of models; a re-score (new thresholds)
+makes no forward pass at all; and a stopped run keeps every batch it finished (stores are
+flushed in atomically written shards), so the next run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iconicity_utils.encoders import Encoder, EncoderError
+from iconicity_utils.images import open_rgb
+
+__all__ = [
+    "FEATURE_KINDS",
+    "FeatureSpec",
+    "FeatureStore",
+    "ScoringInputError",
+    "content_hash",
+    "extract",
+    "grid_boxes",
+    "split_grid",
+]
+
+FEATURE_KINDS = ("global", "cells-crop", "cells-tokens", "phash", "gray")
+FLUSH_EVERY = 256  # images per feature between store flushes (a stopped run loses at most this)
+
+
+class ScoringInputError(ValueError):
+    """Scoring input is unusable (missing file, empty folder, bad table); names the file or row."""
+
+
+# --------------------------------------------------------------------------------------------
+# The grid (authors' rule: cell = W//cols x H//rows; the last row and column absorb the remainder)
+# --------------------------------------------------------------------------------------------
+
+
+def grid_boxes(width: int, height: int, grid: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Cell boxes ``(left, top, right, bottom)`` of a ``rows x cols`` grid, row-major.
+
+    Each cell is ``width // cols`` wide and ``height // rows`` high; the last column and the last
+    row absorb the remainder, as in the authors' ``compute_VR.py``.
+
+    Raises:
+        ValueError: the image is smaller than the grid (a cell would be empty).
+    """
+    rows, cols = grid
+    if rows < 1 or cols < 1:
+        raise ValueError(f"grid must be at least 1x1, got {grid}")
+    if width < cols or height < rows:
+        raise ValueError(f"a {width}x{height} image is too small for a {rows}x{cols} grid")
+    w, h = width // cols, height // rows
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            right = (c + 1) * w if c < cols - 1 else width
+            bottom = (r + 1) * h if r < rows - 1 else height
+            boxes.append((c * w, r * h, right, bottom))
+    return boxes
+
+
+def split_grid(image, grid: tuple[int, int]) -> list:
+    """The grid cells of a PIL image, as PIL crops, row-major (see :func:`grid_boxes`)."""
+    return [image.crop(box) for box in grid_boxes(image.width, image.height, grid)]
+
+
+# --------------------------------------------------------------------------------------------
+# Feature specs and the on-disk store
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature of an image.
+
+    Args:
+        kind: one of :data:`FEATURE_KINDS`.
+        encoder: registry name of the encoder (``global`` and ``cells-*`` kinds).
+        grid: ``(rows, cols)`` for the ``cells-*`` kinds.
+        pool: ``"mean_all"`` or ``"cls"`` (timm encoders; see :func:`~iconicity_utils.encoders.pool_tokens`).
+        size: thumbnail side for ``gray``.
+    """
+
+    kind: str
+    encoder: str | None = None
+    grid: tuple[int, int] = (4, 4)
+    pool: str = "mean_all"
+    size: int = 256
+
+    def __post_init__(self):
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(f"unknown feature kind {self.kind!r}; expected one of {FEATURE_KINDS}")
+        if self.kind in ("global", "cells-crop", "cells-tokens") and not self.encoder:
+            raise ValueError(f"feature {self.kind!r} needs an encoder")
+
+    @property
+    def key(self) -> str:
+        """Folder name of this feature in the cache (without the encoder fingerprint)."""
+        if self.kind == "global":
+            return f"{self.encoder}/global-{self.pool}"
+        if self.kind == "cells-crop":
+            return f"{self.encoder}/cells-crop-{self.grid[0]}x{self.grid[1]}-{self.pool}"
+        if self.kind == "cells-tokens":
+            return f"{self.encoder}/cells-tokens-{self.grid[0]}x{self.grid[1]}"
+        if self.kind == "phash":
+            return "_image/phash64"
+        return f"_image/gray{self.size}"
+
+    @property
+    def batched(self) -> bool:
+        return self.kind in ("global", "cells-crop", "cells-tokens")
+
+
+class FeatureStore:
+    """Arrays keyed by image content hash, persisted as atomically written ``.npz`` shards.
+
+    ``put`` buffers; ``flush`` writes the buffer as one new shard (temporary file + rename), so a
+    crash never leaves a half-written shard and never loses a flushed one.  Opening a store reads
+    every shard; many small shards are merged into one when there are more than ``max_shards``.
+    """
+
+    def __init__(self, folder: str | Path, max_shards: int = 32):
+        self.folder = Path(folder)
+        self.max_shards = max_shards
+        self._data: dict[str, np.ndarray] = {}
+        self._buffer: dict[str, np.ndarray] = {}
+        self._load()
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.folder.glob("part-*.npz")) if self.folder.is_dir() else []
+
+    def _load(self) -> None:
+        for shard in self._shards():
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    keys, values = z["keys"], z["values"]
+            except Exception as exc:  # a damaged shard: say which, do not guess
+                raise ScoringInputError(
+                    f"cache shard {shard} is unreadable ({type(exc).__name__}: {exc}); delete it to recompute"
+                ) from exc
+            for k, v in zip(keys.tolist(), values, strict=True):
+                self._data[k] = v
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data or key in self._buffer
+
+    def __len__(self) -> int:
+        return len(self._data.keys() | self._buffer.keys())
+
+    def get(self, key: str) -> np.ndarray:
+        if key in self._buffer:
+            return self._buffer[key]
+        return self._data[key]
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        return [k for k in keys if k not in self]
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        self._buffer[key] = np.asarray(value)
+
+    def flush(self) -> None:
+        """Write buffered entries as a new shard; merge shards when there are too many."""
+        if not self._buffer:
+            return
+        from iconicity_utils.io import atomic_path
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keys = list(self._buffer)
+        with atomic_path(self.folder / f"part-{uuid.uuid4().hex}.npz", suffix=".tmp.npz") as tmp:
+            np.savez(tmp, keys=np.array(keys), values=np.stack([self._buffer[k] for k in keys]))
+        self._data.update(self._buffer)
+        self._buffer = {}
+        shards = self._shards()
+        if len(shards) > self.max_shards:
+            self._compact(shards)
+
+    def _compact(self, shards: list[Path]) -> None:
+        from iconicity_utils.io import atomic_path
+
+        keys = sorted(self._data)
+        with atomic_path(self.folder / f"part-{uuid.uuid4().hex}.npz", suffix=".tmp.npz") as tmp:
+            np.savez(tmp, keys=np.array(keys), values=np.stack([self._data[k] for k in keys]))
+        for shard in shards:  # the merged shard holds all of them; duplicates are harmless
+            shard.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Content hashes
+# --------------------------------------------------------------------------------------------
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of an image file's bytes (the cache key); memoised by path, size and mtime.
+
+    Raises:
+        ScoringInputError: the file does not exist.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise ScoringInputError(f"image not found: {path}") from exc
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _HASHES[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Decode + prepare (DataLoader side) and forward (main process)
+# --------------------------------------------------------------------------------------------
+
+
+def _phash_bits(image) -> np.ndarray:
+    import imagehash
+
+    return np.asarray(imagehash.phash(image).hash, dtype=np.uint8).reshape(-1)
+
+
+def _gray(image, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+class _Prepare:
+    """Picklable per-image preparation: decode once, build every missing feature's inputs."""
+
+    def __init__(self, specs: Sequence[FeatureSpec], encoders: dict[str, Encoder]):
+        self.specs = list(specs)
+        self.encoders = encoders
+
+    def __call__(self, path: str, wanted: Sequence[int]) -> dict[int, Any]:
+        import torch
+
+        image = open_rgb(path)  # ImageReadError names the path
+        out: dict[int, Any] = {}
+        for i in wanted:
+            spec = self.specs[i]
+            try:
+                if spec.kind == "global":
+                    out[i] = self.encoders[spec.encoder].preprocess(image).unsqueeze(0)
+                elif spec.kind == "cells-crop":
+                    enc = self.encoders[spec.encoder]
+                    out[i] = torch.stack([enc.preprocess(c) for c in split_grid(image, spec.grid)])
+                elif spec.kind == "cells-tokens":
+                    out[i] = self.encoders[spec.encoder].token_input(image).unsqueeze(0)
+                elif spec.kind == "phash":
+                    out[i] = _phash_bits(image)
+                else:
+                    out[i] = _gray(image, spec.size)
+            except (EncoderError, ValueError) as exc:
+                raise ScoringInputError(f"cannot prepare {spec.key} for image {path}: {exc}") from exc
+        return out
+
+
+class _Dataset:
+    def __init__(self, paths: list[str], wanted: list[list[int]], prepare: _Prepare):
+        self.paths, self.wanted, self.prepare = paths, wanted, prepare
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return i, self.prepare(self.paths[i], self.wanted[i])
+
+
+def _collate(items):
+    return items
+
+
+def _worker_init(_):
+    import torch
+
+    torch.set_num_threads(1)  # workers decode and crop; the main process owns the cores for forwards
+
+
+class _Queue:
+    """Pending inputs of one batched feature; images are never split across forward passes."""
+
+    def __init__(self):
+        self.items: list[tuple[str, str, Any]] = []  # (hash, path, tensor (n_i, 3, H, W))
+        self.size = 0
+
+    def add(self, key: str, path: str, x) -> None:
+        self.items.append((key, path, x))
+        self.size += int(x.shape[0])
+
+    def take(self, batch_size: int):
+        taken, n = [], 0
+        while self.items and (not taken or n + int(self.items[0][2].shape[0]) <= batch_size):
+            item = self.items.pop(0)
+            taken.append(item)
+            n += int(item[2].shape[0])
+        self.size -= n
+        return taken
+
+
+def _run(spec: FeatureSpec, encoder: Encoder, items, store: FeatureStore) -> None:
+    import torch
+
+    x = torch.cat([it[2] for it in items])
+    try:
+        if spec.kind == "cells-tokens":
+            emb = encoder.token_cells(x, spec.grid).numpy()
+        else:
+            emb = encoder.embed_batch(x, pool=spec.pool).numpy()
+    except Exception as exc:
+        paths = [it[1] for it in items]
+        raise EncoderError(
+            f"encoder {encoder.name!r} failed computing {spec.key} for images {paths}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    start = 0
+    for key, _path, xi in items:
+        n = int(xi.shape[0])
+        # global: (D,) per image; cells-crop: K rows of (D,); cells-tokens: one (K, D) per image
+        value = emb[start : start + n] if spec.kind == "cells-crop" else emb[start]
+        store.put(key, value.astype(np.float32, copy=False))
+        start += n
+
+
+def extract(
+    paths: Sequence[str | Path],
+    specs: Sequence[FeatureSpec],
+    encoders: dict[str, Encoder],
+    stores: dict[FeatureSpec, FeatureStore],
+    batch_size: int = 32,
+    num_workers: int = 0,
+    progress=None,
+) -> dict[str, int]:
+    """Compute every feature in ``specs`` that the stores lack, for every image in ``paths``.
+
+    Each image is decoded once; identical files (same bytes) are computed once.  Results are put
+    into ``stores`` (flushed every :data:`FLUSH_EVERY` images and on the way out, also on error).
+
+    Args:
+        paths: image files.
+        specs: features to compute.
+        encoders: loaded encoders by registry name (those the specs name).
+        stores: one store per spec.
+        batch_size: encoder inputs per forward pass (a crop-mode image brings ``rows*cols`` inputs).
+        num_workers: DataLoader workers that decode and prepare while the main process embeds.
+        progress: optional callable ``progress(done, total)``.
+
+    Returns:
+        ``{"images": decoded images, "<spec.key>": images computed for that feature}``.
+
+    Raises:
+        ScoringInputError: an image file is missing (names it).
+        ImageReadError: an image cannot be decoded (names it).
+        EncoderError: an encoder fails (names the encoder and the images of that batch).
+    """
+    from torch.utils.data import DataLoader
+
+    specs = list(specs)
+    by_hash: dict[str, str] = {}
+    for p in paths:
+        by_hash.setdefault(content_hash(p), str(p))
+    todo_paths, todo_keys, wanted = [], [], []
+    for key, path in by_hash.items():
+        need = [i for i, s in enumerate(specs) if key not in stores[s]]
+        if need:
+            todo_paths.append(path)
+            todo_keys.append(key)
+            wanted.append(need)
+    counts = {"images": len(todo_paths), **{s.key: 0 for s in specs}}
+    if not todo_paths:
+        return counts
+
+    prepare = _Prepare(specs, encoders)
+    dataset = _Dataset(todo_paths, wanted, prepare)
+    loader = DataLoader(
+        dataset,
+        batch_size=1,  # one image per item; forward batches are assembled across items below
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+    queues = {i: _Queue() for i, s in enumerate(specs) if s.batched}
+    since_flush = 0
+    done = 0
+    try:
+        for batch in loader:
+            for idx, prepared in batch:
+                key, path = todo_keys[idx], todo_paths[idx]
+                for i, value in prepared.items():
+                    spec = specs[i]
+                    counts[spec.key] += 1
+                    if spec.batched:
+                        queues[i].add(key, path, value)
+                    else:
+                        stores[spec].put(key, value)
+                done += 1
+                since_flush += 1
+            for i, q in queues.items():
+                while q.size >= batch_size:
+                    _run(specs[i], encoders[specs[i].encoder], q.take(batch_size), stores[specs[i]])
+            if since_flush >= FLUSH_EVERY:
+                for s in specs:
+                    stores[s].flush()
+                since_flush = 0
+            if progress is not None:
+                progress(done, len(todo_paths))
+        for i, q in queues.items():
+            while q.items:
+                _run(specs[i], encoders[specs[i].encoder], q.take(batch_size), stores[specs[i]])
+    finally:
+        for s in specs:  # keep everything already computed, also when stopping on an error
+            stores[s].flush()
+    return counts
