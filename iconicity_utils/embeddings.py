@@ -427,7 +427,10 @@ def extract(
             for i, q in queues.items():
                 while q.size >= batch_size:
                     _run(specs[i], encoders[specs[i].encoder], q.take(batch_size), stores[specs[i]])
-            if since_flush >= FLUSH_EVERY:
+            if since_flush >= FLUSH_EVERY:  # drain partial batches too, so every image so far is complete
+                for i, q in queues.items():
+                    while q.items:
+                        _run(specs[i], encoders[specs[i].encoder], q.take(batch_size), stores[specs[i]])
                 for s in specs:
                     stores[s].flush()
                 since_flush = 0

@@ -139,3 +139,35 @@ def make_folders(root: Path, models=("model_a", "model_b"), n_noise: int = 0) ->
         {"label_clean": [s.replace("_", " ").title() for s in REFERENCES] + ["Not Generated"]}
     ).to_csv(prompts, index=False)
     return refdir, gendir, prompts
+
+
+def study_config(root: Path, name: str = "scoring-test", **sections):
+    """A demo-like study config whose data/results/figures/cache live under ``root``.
+
+    ``sections`` are merged into the YAML sections (``realization={"batch_size": 16}``); stand-ins
+    come from the repository's ``.cache/standins`` unless ``paths`` says otherwise.
+    """
+    import yaml
+
+    from iconicity_utils.config import load_config
+
+    data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
+    data["name"] = name
+    data["paths"] = {
+        "data": str(root / "data"),
+        "results": str(root / "results"),
+        "figures": str(root / "figures"),
+        "cache": str(root / "cache"),
+        "standins": str(REPO_ROOT / ".cache" / "standins"),
+        "root": str(REPO_ROOT),
+    }
+    if data.get("collection", {}).get("snapshot"):
+        data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
+    for key, value in sections.items():
+        data[key] = (
+            {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+        )
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    path = root / "configs" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(path)

@@ -1,0 +1,377 @@
+"""Scoring a study and a user's folders: every row kept, scores equal to the front doors and to a
+re-implementation of the authors' loops, cache reuse (no forward pass), resume, clear errors and
+no silent fallback; aggregation and bootstrap CIs against independent computations."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scoring_fixtures as sf
+
+from iconicity_utils import embeddings, scoring
+from iconicity_utils.encoders import EncoderError, EncoderLoadError, embed_images, load_encoder
+from iconicity_utils.images import ImageReadError
+from iconicity_utils.io import read_table, write_table
+from iconicity_utils.realization import visual_reuse
+from iconicity_utils.recognition import recognition
+from iconicity_utils.registry import STANDIN_LABEL, Registry
+
+sys.path.insert(0, str(sf.REPO_ROOT / "benchmarks"))
+from authors_reimpl import authors_cra, authors_vr  # noqa: E402
+
+ENCODERS = ("tiny-clip", "tiny-dino", "tiny-sscd")
+REQUIRED = [
+    "model", "variant", "slug", "kind", "path", "seed", "cra_sim", "cra_tau", "cra_pass", "vr", "vr_mean",
+    "vr_max", "vr_p90", "vi", "vr_cells", "clip_cos", "dino_cos", "sscd_cos", "phash_dist", "ssim",
+    "cra_encoder", "vr_encoder", "sscd_encoder", "vr_cells_mode", "vr_pool", "comparison",
+]  # fmt: skip
+
+
+def load_all(cfg):
+    reg = Registry.for_config(cfg)
+    return {n: load_encoder(n, reg) for n in ENCODERS}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, standins):
+    cfg = sf.study_config(tmp_path_factory.mktemp("study"))
+    sf.make_study(cfg)
+    encoders = load_all(cfg)
+    result = scoring.score(cfg, encoders=encoders, tau_cra_static=0.999, tau_cra_dynamic=0.999)
+    return cfg, encoders, result
+
+
+def test_every_generated_image_gets_a_row(study):
+    cfg, _, res = study
+    manifest = read_table(cfg.generations_manifest)
+    df = res.per_image
+    assert len(df) == len(manifest) == 18
+    assert set(zip(df.model, df.slug, df["index"], strict=True)) == set(
+        zip(manifest.model, manifest.slug, manifest["index"], strict=True)
+    )
+    assert not df["cra_pass"].all() and df["cra_pass"].any()  # failing rows are kept too
+    assert [c for c in REQUIRED if c not in df.columns] == []
+    assert (
+        df["seed"].tolist()
+        == manifest.set_index(["model", "slug", "index"])
+        .loc[list(zip(df.model, df.slug, df["index"], strict=True)), "seed"]
+        .tolist()
+    )
+    assert set(df["path"]) == set(manifest["path"])  # paths as stored in the manifest
+    # static references use their first file only; dynamic ones every still
+    assert set(df.loc[df.slug == "persistence", "n_ref"]) == {1}
+    assert set(df.loc[df.slug == "seventh_seal", "n_ref"]) == {3}
+    assert (df["cra_tau"] == 0.999).all() and set(df["vr_cells_mode"]) == {"crop"}
+
+
+def test_copies_and_permuted_copies(study):
+    df = study[2].per_image
+    copies = df[df["index"] == 0]
+    assert copies["cra_pass"].all() and (copies["vr"] == 1).all() and (copies["vi"] == 0).all()
+    for col in ("cra_sim", "clip_cos", "dino_cos", "sscd_cos", "ssim"):
+        np.testing.assert_allclose(copies[col], 1.0, atol=1e-5)
+    assert (copies["phash_dist"] == 0).all()
+    perm = df[(df["index"] == 1) & df.slug.isin(["starry_night", "seventh_seal"])]
+    assert (perm["vr"] == 1).all()  # every shuffled cell still matches a reference cell
+    np.testing.assert_allclose(np.stack(perm["vr_cells"]), 1.0, atol=1e-5)
+
+
+def test_engine_equals_the_front_doors(study):
+    """The cached, batched engine gives what recognition()/visual_reuse() compute image by image."""
+    cfg, encoders, res = study
+    from iconicity_utils.recognition import reference_files
+
+    for (_model, slug), g in res.per_image.groupby(["model", "slug"]):
+        kind = g["kind"].iloc[0]
+        refs = reference_files(cfg.reference_dir(kind, slug), kind)
+        gens = [cfg.absolute(p) for p in g["path"]]
+        rec = recognition(gens, refs, kind=kind, encoder=encoders["tiny-clip"], tau=0.999)
+        np.testing.assert_allclose(g["cra_sim"], rec.cra_sim, atol=1e-6)
+        assert g["cra_pass"].tolist() == rec.cra_pass.tolist()
+        vr = visual_reuse(gens, refs, encoder=encoders["tiny-dino"])
+        np.testing.assert_allclose(np.stack(g["vr_cells"]), vr.m, atol=1e-6)
+        np.testing.assert_allclose(g["vr"], vr.vr)
+
+
+def test_per_reference_aggregates_by_hand(study):
+    cfg, encoders, res = study
+    pi, pr = res.per_image, res.per_reference
+    assert len(pr) == 6 and (pr["n_images"] == 3).all()
+    for row in pr.itertuples():
+        g = pi[(pi.model == row.model) & (pi.slug == row.slug)]
+        p, vi = g["cra_pass"].to_numpy(), g["vi"].to_numpy()
+        assert row.cra == pytest.approx(p.mean())
+        assert row.crt == pytest.approx(sum(a * b for a, b in zip(p, vi, strict=True)) / len(p))
+        assert row.n_recognised == p.sum()
+        assert (np.isnan(row.vi_mean) and not p.any()) or row.vi_mean == pytest.approx(vi[p].mean())
+        e = embed_images(encoders["tiny-clip"], [cfg.absolute(x) for x in g["path"]])
+        pairs = [float(e[i] @ e[j]) for i in range(3) for j in range(i + 1, 3)]
+        assert row.consistency == pytest.approx(np.mean(pairs), abs=1e-6)
+    pm = res.per_model
+    assert set(pm["kind"]) == {"static", "dynamic"} and set(pm["metric"]) >= {"cra", "vi_mean", "crt"}
+    for row in pm.itertuples():
+        vals = pr[(pr.model == row.model) & (pr.kind == row.kind)][row.metric].dropna()
+        assert row.n_refs == len(vals)
+        if len(vals):
+            assert row.mean == pytest.approx(vals.mean())
+            assert row.ci_low - 1e-12 <= row.mean <= row.ci_high + 1e-12
+
+
+def test_tables_are_written_labelled_with_provenance(study):
+    cfg, _, res = study
+    for name in (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL):
+        df = read_table(cfg.results_dir / name)
+        assert (df["note"] == STANDIN_LABEL).all()
+        prov = df.attrs["provenance"]
+        assert prov["options"]["cells"] == "crop" and prov["options"]["comparison"] == ">"
+        assert prov["encoders"]["recognition"]["encoder"] == "tiny-clip"
+        assert prov["encoders"]["realization"]["fingerprint"]
+    back = read_table(cfg.results_dir / scoring.PER_IMAGE)
+    np.testing.assert_allclose(np.stack(back["vr_cells"]), np.stack(res.per_image["vr_cells"]))
+
+
+def test_rescoring_uses_the_cache_and_no_encoder(study):
+    cfg, encoders, first = study
+    calls = {n: e.calls for n, e in encoders.items()}
+    again = scoring.score(cfg, encoders=encoders, write=False)  # config thresholds 0.70 / 0.75
+    assert again.forward_calls == 0 and again.counts["images"] == 0
+    assert {n: e.calls for n, e in encoders.items()} == calls
+    pi, pr = scoring.rescore(first.per_image, tau_cra_static=0.70, tau_cra_dynamic=0.75)
+    for col in ("cra_pass", "vr", "vi", "cra_tau"):
+        assert pi[col].tolist() == again.per_image[col].tolist()
+    np.testing.assert_allclose(pr["crt"], again.per_reference["crt"])
+    strict, _ = scoring.rescore(first.per_image, tau_reuse=0.999)
+    incl, _ = scoring.rescore(first.per_image, tau_reuse=0.999, comparison=">=")
+    assert (incl["vr"] >= strict["vr"]).all()
+
+
+def test_threshold_sweep_matches_rescore(study):
+    res = study[2]
+    sweep = scoring.threshold_sweep(res.per_image, [0.5, 0.7, 0.999], metric="cra")
+    _, pr = scoring.rescore(res.per_image, tau_cra_static=0.7, tau_cra_dynamic=0.7)
+    at = sweep[sweep.tau == 0.7].set_index(["model", "kind"])["value"]
+    want = pr.groupby(["model", "kind"])["cra"].mean()
+    np.testing.assert_allclose(at.sort_index(), want.sort_index())
+    for _, g in sweep.groupby(["model", "kind"]):
+        assert g.sort_values("tau")["value"].is_monotonic_decreasing
+    vr = scoring.threshold_sweep(res.per_image, [0.6], metric="vr")
+    assert vr["vary"].eq("tau_reuse").all()
+    crt = scoring.threshold_sweep(res.per_image, [0.0], metric="crt")  # all recognised: CRT = mean VI
+    m = res.per_image.assign(vi=1 - res.per_image["vr"]).groupby(["model", "kind", "slug"])["vi"].mean()
+    np.testing.assert_allclose(
+        crt.set_index(["model", "kind"])["value"].sort_index(),
+        m.groupby(["model", "kind"]).mean().sort_index(),
+    )
+
+
+def test_a_stopped_run_resumes_and_keeps_what_it_computed(tmp_path, standins, monkeypatch, study):
+    cfg = sf.study_config(tmp_path, realization={"batch_size": 16})
+    sf.make_study(cfg)
+    encoders = load_all(cfg)
+    monkeypatch.setattr(embeddings, "FLUSH_EVERY", 2)
+    dino = encoders["tiny-dino"]
+    real = dino.embed_batch
+
+    def flaky(x, pool="mean_all"):
+        if dino.calls >= 5:
+            raise RuntimeError("device lost")
+        return real(x, pool=pool)
+
+    monkeypatch.setattr(dino, "embed_batch", flaky)
+    with pytest.raises(EncoderError, match=r"tiny-dino.*\.png.*device lost"):
+        scoring.score(cfg, encoders=encoders)
+    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()  # no table from a failed run
+    monkeypatch.setattr(dino, "embed_batch", real)
+    done = scoring.score(cfg, encoders=encoders)
+    assert 0 < done.counts["images"] < 13  # 13 distinct images; the finished ones were kept
+    again = scoring.score(cfg, encoders=encoders)
+    assert again.forward_calls == 0
+    np.testing.assert_allclose(done.per_image["cra_sim"], study[2].per_image["cra_sim"], atol=1e-6)
+    np.testing.assert_allclose(
+        np.stack(done.per_image["vr_cells"]), np.stack(study[2].per_image["vr_cells"]), atol=1e-6
+    )
+
+
+def test_bad_inputs_are_named(tmp_path, standins):
+    cfg = sf.study_config(tmp_path)
+    sf.make_study(cfg)
+    manifest = read_table(cfg.generations_manifest)
+    write_table(manifest.drop(columns=["seed"]), cfg.generations_manifest, cfg)
+    with pytest.raises(scoring.ScoringInputError, match="seed"):
+        scoring.score(cfg)
+    write_table(
+        manifest.assign(slug=manifest.slug.replace("persistence", "unknown_work")),
+        cfg.generations_manifest,
+        cfg,
+    )
+    with pytest.raises(scoring.ScoringInputError, match="unknown_work"):
+        scoring.score(cfg)
+    write_table(manifest, cfg.generations_manifest, cfg)
+    victim = cfg.absolute(manifest["path"].iloc[4])
+    victim.write_bytes(b"not a png")
+    with pytest.raises(ImageReadError, match=victim.name):
+        scoring.score(cfg)
+    victim.unlink()
+    with pytest.raises(scoring.ScoringInputError, match=victim.name):
+        scoring.score(cfg)
+    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()
+    shutil.rmtree(cfg.reference_dir("static", "starry_night"))
+    cfg.reference_dir("static", "starry_night").mkdir()
+    write_table(manifest[manifest.slug == "starry_night"], cfg.generations_manifest, cfg)
+    with pytest.raises(scoring.ScoringInputError, match="starry_night"):
+        scoring.score(cfg)
+
+
+def test_no_silent_fallback_when_an_encoder_cannot_load_or_fails(tmp_path, standins, study):
+    cfg = sf.study_config(tmp_path)
+    sf.make_study(cfg)
+    unbuilt = sf.study_config(
+        tmp_path, name="unbuilt", paths={**_paths(tmp_path), "standins": str(tmp_path / "none")}
+    )
+    with pytest.raises(EncoderLoadError, match="tiny-"):
+        scoring.score(unbuilt)
+    encoders = load_all(cfg)
+    clip = encoders["tiny-clip"]
+    clip.model.encode_image = lambda x: {"image_embeds": x}  # an output object, not a tensor
+    with pytest.raises(EncoderError, match=r"tiny-clip.*\.png"):
+        scoring.score(cfg, encoders=encoders)
+    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()
+
+
+def _paths(root: Path) -> dict[str, str]:
+    return {
+        "data": str(root / "data"),
+        "results": str(root / "results"),
+        "figures": str(root / "figures"),
+        "cache": str(root / "cache"),
+        "root": str(sf.REPO_ROOT),
+    }
+
+
+# -- the authors' folder layout -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, standins):
+    root = tmp_path_factory.mktemp("folders")
+    refdir, gendir, prompts = sf.make_folders(root, n_noise=2)
+    still = refdir / "Seventh_Seal" / "00_chelsea.png"  # a near-duplicate still, sorted after it
+    from PIL import Image
+
+    with Image.open(still) as im:
+        im.resize((98, 66)).save(refdir / "Seventh_Seal" / "00b_dup.png")
+    cfg = sf.study_config(root)
+    return cfg, refdir, gendir, prompts, load_all(cfg)
+
+
+def test_folder_scorer_layout_whitelist_kgen_and_dedup(folders, tmp_path):
+    cfg, refdir, gendir, prompts, encoders = folders
+    res = scoring.score_folders(
+        refdir,
+        gendir,
+        prompts,
+        kind="dynamic",
+        k_gen=4,
+        config=cfg,
+        out_dir=tmp_path / "out",
+        encoders=encoders,
+    )
+    df = res.per_image
+    assert sorted(set(df["slug"])) == [
+        "Persistence",
+        "Seventh_Seal",
+        "Starry_Night",
+    ]  # reference folder names
+    assert set(df["model"]) == {"model_a", "model_b"} and len(df) == 2 * 3 * 4
+    for _, g in df.groupby(["model", "slug"]):
+        assert [Path(p).name for p in g["path"]] == [
+            f"img_{i:03d}.png" for i in range(4)
+        ]  # sorted, first k_gen
+    seal = df[df.slug == "Seventh_Seal"].iloc[0]
+    assert (seal.n_ref_before, seal.n_ref_kept, seal.n_ref_dups_removed) == (4, 3, 1)
+    assert set(df["prompt"]) == {"Starry Night", "Persistence", "Seventh Seal"}
+    copies = df[df["index"] == 0]
+    np.testing.assert_allclose(copies["cra_sim"], 1.0, atol=1e-5)
+    assert (copies["vr"] == 1).all()
+    for name in (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL):
+        assert (tmp_path / "out" / name).is_file()
+    static = scoring.score_folders(
+        refdir, gendir, prompts, kind="static", k_gen=1, config=cfg, encoders=encoders
+    )
+    assert set(static.per_image["n_ref"]) == {1} and len(static.per_image) == 6
+    with pytest.raises(scoring.ScoringInputError, match="nothing to score"):
+        scoring.score_folders(
+            refdir, gendir, prompts, kind="static", slug_col="label_clean", models=[], config=cfg
+        )
+    with pytest.raises(scoring.ScoringInputError, match="column 'title'"):
+        scoring.score_folders(refdir, gendir, prompts, kind="static", slug_col="title", config=cfg)
+
+
+@pytest.mark.parametrize("kind", ["static", "dynamic"])
+def test_scores_equal_the_authors_algorithm(folders, kind):
+    """Identical inputs and weights: our batched, cached scorer equals their per-image loops."""
+    cfg, refdir, gendir, prompts, encoders = folders
+    labels = pd.read_csv(prompts)["label_clean"].tolist()
+    ours = scoring.score_folders(refdir, gendir, prompts, kind=kind, config=cfg, encoders=encoders).per_image
+    cra = authors_cra(refdir, gendir, labels, kind, encoders["tiny-clip"])
+    vr = authors_vr(refdir, gendir, labels, kind, encoders["tiny-dino"])
+    assert len(cra) == len(vr) == len(ours) == 30
+    for row in ours.itertuples():
+        key = (row.model, row.slug, Path(row.path).name)
+        assert row.cra_sim == pytest.approx(cra[key], abs=1e-6)
+        for col in ("vr_mean", "vr_max", "vr_p90"):
+            assert getattr(row, col) == pytest.approx(vr[key][col], abs=1e-6)
+        np.testing.assert_allclose(row.vr_cells, vr[key]["cells"], atol=1e-6)
+
+
+def test_command_line(folders, tmp_path, study):
+    cfg, refdir, gendir, prompts, _ = folders
+    out = tmp_path / "cli"
+    argv = ["--refdir", str(refdir), "--gendir", str(gendir), "--prompts", str(prompts), "--kind", "dynamic"]
+    assert (
+        scoring.main([*argv, "--config", cfg.source, "--out", str(out), "--k-gen", "2", "--tau-reuse", "0.5"])
+        == 0
+    )
+    df = read_table(out / scoring.PER_IMAGE)
+    assert len(df) == 2 * 3 * 2 and (df["vr_tau"] == 0.5).all()
+    assert scoring.main(["--config", study[0].source]) == 0
+    with pytest.raises(SystemExit):
+        scoring.main(["--refdir", str(refdir)])
+    assert (
+        scoring.main(
+            [*argv[:-2], "--kind", "static", "--config", cfg.source, "--out", str(out), "--model", "nope"]
+        )
+        == 2
+    )
+    help_text = subprocess.run(
+        [sys.executable, "-m", "iconicity_utils.scoring", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--refdir" in help_text and "--kind" in help_text
+
+
+# -- aggregation ----------------------------------------------------------------------------------
+
+
+def test_bootstrap_ci_against_scipy_and_determinism():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(7)
+    v = rng.beta(2, 5, size=40)
+    mean, low, high = scoring.bootstrap_ci(v, n_bootstrap=5000, seed=1)
+    ref = bootstrap((v,), np.mean, n_resamples=5000, method="percentile", random_state=2).confidence_interval
+    assert mean == pytest.approx(v.mean())
+    assert low == pytest.approx(ref.low, abs=0.01) and high == pytest.approx(ref.high, abs=0.01)
+    assert scoring.bootstrap_ci(v, 200, seed=3) == scoring.bootstrap_ci(v, 200, seed=3)
+    assert scoring.bootstrap_ci(v, 200, seed=3) != scoring.bootstrap_ci(v, 200, seed=4)
+    with_nan = np.array([0.2, np.nan, 0.4])
+    assert scoring.bootstrap_ci(with_nan, 100)[0] == pytest.approx(0.3)
+    assert np.isnan(scoring.bootstrap_ci(np.array([np.nan, np.nan]), 100)).all()
