@@ -34,7 +34,10 @@ def _norm_slug(s: str) -> str:
 
 
 def _slug_dirs(root: Path) -> dict[str, Path]:
-    return {_norm_slug(q.name): q for q in sorted(q for q in root.iterdir() if q.is_dir() and not q.name.startswith("."))}
+    return {
+        _norm_slug(q.name): q
+        for q in sorted(q for q in root.iterdir() if q.is_dir() and not q.name.startswith("."))
+    }
 
 
 def _images(folder: Path) -> list[Path]:
@@ -100,7 +103,9 @@ def _eligible(refdir: Path, model_dir: Path, whitelist: set[str]):
         yield ref_index[norm], gen_index[norm]
 
 
-def authors_cra(refdir, gendir, labels, kind: str, encoder, k_gen: int = 50) -> dict[tuple[str, str, str], float]:
+def authors_cra(
+    refdir, gendir, labels, kind: str, encoder, k_gen: int = 50
+) -> dict[tuple[str, str, str], float]:
     """``{(model, slug, gen file name): s_i}`` for every generated image, as ``compute_CRA.py``."""
     refdir, gendir = Path(refdir), Path(gendir)
     whitelist = {_norm_slug(s) for s in labels}
