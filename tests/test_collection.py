@@ -1,0 +1,684 @@
+"""Stage 01: queries, parsing, slugs, pHash dedup, images, and the front door end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import socket
+from pathlib import Path
+
+import imagehash
+import pandas as pd
+import pyoxigraph as ox
+import pytest
+from collection_http import Reply, ScriptedServer
+from PIL import Image, ImageFilter
+
+from iconicity_utils import collection as col
+from iconicity_utils import sparql
+from iconicity_utils.images import dedup_phash
+from iconicity_utils.io import read_table
+from iconicity_utils.registry import STANDIN_LABEL
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"
+FIXTURES = REPO / "data" / "fixtures"
+STATIC_CLASSES = ["Q3305213", "Q860861"]
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+# ---- slugs and labels -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "qid", "slug"),
+    [
+        ("The Starry Night", "Q45585", "the_starry_night"),
+        ("Face/Off", "Q223596", "face_off"),
+        ("...And Justice for All", "Q1756446", "and_justice_for_all"),
+        ("Amélie", "Q484048", "amelie"),
+        ("2001: A Space Odyssey", "Q103474", "2001_a_space_odyssey"),
+        ("8½", "Q1", "81_2"),
+        ("七人の侍", "Q189540", "q189540"),
+        ("../../etc/passwd", "Q1", "etc_passwd"),
+        ("..", "Q7", "q7"),
+        (".hidden", "Q1", "hidden"),
+        ("CON", "Q5", "con_q5"),
+        ('"Quoted" {braces}\nnew line', "Q1", "quoted_braces_new_line"),
+        ("", "Q99", "q99"),
+    ],
+)
+def test_slugify_examples(label, qid, slug):
+    assert col.slugify(label, qid) == slug
+
+
+def test_no_slug_can_escape_the_data_folder(make_config):
+    """Fuzz: random hostile labels always give one safe path component inside the data folder."""
+    cfg = make_config()
+    rng = random.Random(0)
+    alphabet = list("abcXYZ019 ./\\_-:*?\"'<>|{}\n\t\x00~$") + [
+        "é",
+        "ß",
+        "½",
+        "七",
+        "🎬",
+        "\u202e",
+        "\u200b",
+        "..",
+    ]
+    data = cfg.data_dir.resolve()
+    for _ in range(3000):
+        label = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        qid = f"Q{rng.randint(1, 10**9)}"
+        slug = col.slugify(label, qid)
+        assert col.SLUG_RE.fullmatch(slug) and len(slug) <= col.SLUG_MAX + len(qid) + 1, (label, slug)
+        for kind in col.KINDS:
+            folder = col.reference_dir_checked(cfg, kind, slug).resolve()
+            assert folder.parent.parent.parent == data and folder.name == slug
+
+
+@pytest.mark.parametrize("bad", ["..", ".", "", "../x", "a/b", "A", "_x", "x\x00", "/etc"])
+def test_reference_dir_checked_refuses_unsafe_slugs(make_config, bad):
+    with pytest.raises(ValueError, match="unsafe slug"):
+        col.reference_dir_checked(make_config(), "static", bad)
+
+
+def test_reference_dir_checked_refuses_unknown_kinds(make_config):
+    with pytest.raises(ValueError, match="unknown reference kind"):
+        col.reference_dir_checked(make_config(), "../static", "ok")
+
+
+def test_shared_titles_get_qid_suffixes_on_every_member_and_stay_unique():
+    labels = ["Olympia", "Olympia", "Mona Lisa", "olympia!"]
+    qids = ["Q737062", "Q1415219", "Q12418", "Q5"]
+    slugs = col.assign_slugs(labels, qids)
+    assert slugs == ["olympia_q737062", "olympia_q1415219", "mona_lisa", "olympia_q5"]
+    # independent of order: the same work always gets the same slug
+    order = [3, 1, 2, 0]
+    again = col.assign_slugs([labels[i] for i in order], [qids[i] for i in order])
+    assert dict(zip([qids[i] for i in order], again, strict=True)) == dict(zip(qids, slugs, strict=True))
+
+
+def test_duplicate_qids_cannot_be_slugged():
+    with pytest.raises(ValueError, match="duplicate QIDs"):
+        col.assign_slugs(["a", "b"], ["Q1", "Q1"])
+
+
+@pytest.mark.parametrize(
+    ("label", "clean"),
+    [
+        ("  The   Starry\nNight ", "The Starry Night"),
+        ("Metropolis (1927 film)", "Metropolis"),
+        ("The Scream (painting)", "The Scream"),
+        ("“Untitled”", "Untitled"),
+        ("Face/Off", "Face/Off"),
+        ("...And Justice for All", "...And Justice for All"),
+        ("Zero\u200bwidth", "Zero width"),
+        ("Cafe\u0301", "Café"),
+        (None, ""),
+    ],
+)
+def test_clean_label(label, clean):
+    assert col.clean_label(label) == clean
+
+
+# ---- query construction ----------------------------------------------------------------------------
+
+
+def all_queries(cfg) -> dict[str, str]:
+    c = cfg.collection
+    return {
+        "candidates_static": col.candidates_query(
+            c.static_classes + ["Q860861"], c.min_sitelinks, 100, 0, True
+        ),
+        "candidates_dynamic": col.candidates_query(c.dynamic_classes, c.min_sitelinks, 7, 14, False),
+        "properties": col.properties_query(["Q12418", "Q45585", "Q47703"], 100, 0),
+        "homonyms": col.homonyms_query(["Olympia", 'He said "hi" } ?x', "new\nline", "Mona Lisa"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def snapshot_store():
+    store = ox.Store()
+    store.load(path=str(SNAPSHOT), format=ox.RdfFormat.TURTLE)
+    return store
+
+
+def test_every_query_parses_in_two_engines_and_runs_on_the_local_store(demo_cfg, snapshot_store):
+    from rdflib.plugins.sparql import prepareQuery
+
+    for name, query in all_queries(demo_cfg).items():
+        assert "SERVICE" not in query.upper(), name
+        used = set(re.findall(r"\b([a-z]+):[A-Za-z]", query.split("SELECT", 1)[1]))
+        declared = set(re.findall(r"PREFIX ([a-z]+):", query))
+        assert used <= declared, (name, used - declared)
+        prepareQuery(query)  # a second, independent parser
+        rows = list(snapshot_store.query(query))
+        assert rows, f"{name} returned nothing on the snapshot"
+
+
+def test_candidates_query_ranks_and_filters_on_the_store(demo_cfg, snapshot_store):
+    query = col.candidates_query(["Q3305213"], 30, 100, 0, True)
+    res = snapshot_store.query(query)
+    data = json.loads(res.serialize(format=ox.QueryResultsFormat.JSON))
+    cands = col.parse_candidates(data, "static", ["Q3305213"], 30)
+    sitelinks = [c.sitelinks for c in cands]
+    assert sitelinks == sorted(sitelinks, reverse=True) and min(sitelinks) >= 30
+    qids = {c.qid for c in cands}
+    assert "Q2990634" not in qids and "Q1219263" not in qids  # below the floor
+    assert "Q1061035" not in qids  # no P18 image
+
+
+def test_paging_is_stable_and_complete(snapshot_store):
+    def page(limit, offset):
+        data = json.loads(
+            snapshot_store.query(
+                col.candidates_query(["Q11424", "Q5398426"], 0, limit, offset, False)
+            ).serialize(format=ox.QueryResultsFormat.JSON)
+        )
+        return [c.qid for c in col.parse_candidates(data, "dynamic", ["Q11424", "Q5398426"], 0)]
+
+    whole = page(1000, 0)
+    paged = [q for k in range(0, len(whole), 4) for q in page(4, k)]
+    assert paged == whole and len(whole) == len(set(whole))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: col.candidates_query(["Q1 } ?s ?p ?o {"], 30, 10, 0, True),
+        lambda: col.candidates_query(["Q1"], -1, 10, 0, True),
+        lambda: col.candidates_query(["Q1"], "30) || (1", 10, 0, True),
+        lambda: col.candidates_query([], 30, 10, 0, True),
+        lambda: col.properties_query(["wd:Q1"], 10, 0),
+        lambda: col.homonyms_query([]),
+    ],
+)
+def test_query_builders_validate_their_values(call):
+    with pytest.raises(ValueError):
+        call()
+
+
+# ---- parsing real-format SPARQL-JSON --------------------------------------------------------------
+
+
+def test_parse_candidates_real_format():
+    cands = col.parse_candidates(fixture("collection_candidates_static.json"), "static", STATIC_CLASSES, 30)
+    by_qid = {c.qid: c for c in cands}
+    assert [c.qid for c in cands] == ["Q12418", "Q900000001", "Q900000002", "Q737062", "Q900000003"]
+    assert by_qid["Q12418"].label == "Mona Lisa" and by_qid["Q12418"].sitelinks == 170
+    assert by_qid["Q12418"].description == "painting by Leonardo da Vinci"
+    # listed under sculpture then painting: the first class in config order wins
+    assert by_qid["Q900000001"].class_qid == "Q3305213"
+    assert by_qid["Q900000001"].label.startswith('../../etc/passwd "Study" {No. 1}\n')
+    # no English label, no description: kept here as None (skipped later, with a reason)
+    assert by_qid["Q900000002"].label is None and by_qid["Q900000002"].description is None
+    assert "Q900000004" not in by_qid  # 12 sitelinks < 30
+
+
+def test_parse_properties_and_build_the_table():
+    cands = col.parse_candidates(fixture("collection_candidates_static.json"), "static", STATIC_CLASSES, 30)
+    cands = [c for c in cands if c.label]
+    props = col.parse_properties(fixture("collection_properties.json"))
+    homonyms = col.parse_homonyms(fixture("collection_homonyms.json"))
+    df = col.build_references_table({"static": cands}, props, homonyms).set_index("qid")
+    mona = df.loc["Q12418"]
+    assert mona["creator"] == "Leonardo da Vinci" and mona["creator_qids"] == ["Q762"]
+    assert mona["year"] == 1503  # the earliest of two inception values
+    assert mona["image_file"] == "Mona Lisa, by Leonardo da Vinci, from C2RMF retouched.jpg"
+    assert mona["image_url"] == (
+        "https://commons.wikimedia.org/wiki/Special:FilePath/Mona_Lisa%2C_by_Leonardo_da_Vinci%2C_from_C2RMF_retouched.jpg"
+    )
+    assert mona["depicts"] == ["landscape", "woman"]  # the unlabelled value is left out
+    assert mona["genre"] == ["portrait"] and mona["main_subject"] == []
+    assert mona["label_homonyms"] == 7 and mona["rank"] == 1
+    hostile = df.loc["Q900000001"]
+    # unknown-value creator (a genid IRI) and inception: no creator; the BCE publication date is the fallback
+    assert pd.isna(hostile["creator"]) and hostile["creator_qids"] == []
+    assert hostile["year"] == -500
+    assert hostile["label_clean"] == '../../etc/passwd "Study" {No. 1} second line'
+    assert hostile["slug"] == "etc_passwd_study_no_1_second_line"
+    assert pd.isna(hostile["image_file"]) and pd.isna(hostile["label_homonyms"])
+    olympias = df[df["label_clean"] == "Olympia"]
+    assert sorted(olympias["slug"]) == ["olympia_q737062", "olympia_q900000003"]
+    assert olympias["title_shared"].all() and not mona["title_shared"]
+    assert (olympias["label_homonyms"] == 214).all()
+    # a static work takes its creator from P170 even when directors are listed
+    assert df.loc["Q900000003", "creator"] == "A Creator"
+
+
+def test_dynamic_works_prefer_directors_and_publication_dates():
+    cands = col.parse_candidates(fixture("collection_candidates_static.json"), "dynamic", STATIC_CLASSES, 30)
+    film = next(c for c in cands if c.qid == "Q900000003")
+    df = col.build_references_table(
+        {"dynamic": [film]}, col.parse_properties(fixture("collection_properties.json")), {}
+    )
+    row = df.iloc[0]
+    assert row["creator"] == "First Director; Second Director"  # sorted by QID
+    assert row["creator_qids"] == ["Q900000010", "Q900000020"]
+    assert row["year"] == 1936
+
+
+def test_parse_errors_name_the_query_and_row():
+    data = fixture("collection_candidates_static.json")
+    del data["results"]["bindings"][2]["item"]
+    with pytest.raises(ValueError, match=r"candidates_static_p000, row 2: \?item is missing"):
+        col.parse_candidates(data, "static", STATIC_CLASSES, 30, name="candidates_static_p000")
+    data = fixture("collection_candidates_static.json")
+    data["results"]["bindings"][0]["sitelinks"]["value"] = "many"
+    with pytest.raises(ValueError, match=r"row 0: \?sitelinks is not a number"):
+        col.parse_candidates(data, "static", STATIC_CLASSES, 30)
+    with pytest.raises(ValueError, match="no results.bindings"):
+        col.parse_properties({"head": {}}, "properties_c000_p000")
+
+
+def test_empty_result_builds_an_empty_table_with_the_full_schema():
+    df = col.build_references_table({"static": [], "dynamic": []}, {}, {})
+    assert list(df.columns) == col.REFERENCE_COLUMNS and len(df) == 0
+    assert str(df["year"].dtype) == "Int64"
+
+
+@pytest.mark.parametrize(
+    ("value", "year"),
+    [
+        ("1889-06-01T00:00:00Z", 1889),
+        ("-0500-01-01T00:00:00Z", -500),
+        ("+2001-07-20T00:00:00Z", 2001),
+        ("1927-01-10", 1927),
+        ("http://www.wikidata.org/.well-known/genid/abc", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_year(value, year):
+    assert col.parse_year(value) == year
+
+
+def test_commons_file_name():
+    iri = "http://commons.wikimedia.org/wiki/Special:FilePath/Van%20Gogh%20-%20Starry_Night.jpg"
+    assert col.commons_file_name(iri) == "Van Gogh - Starry Night.jpg"
+    assert col.commons_file_name("https://example.org/other.jpg") is None
+
+
+# ---- pHash dedup on images with known distances -----------------------------------------------------
+
+
+def _photo(name: str) -> Image.Image:
+    import skimage.data
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+
+
+def test_dedup_keeps_the_first_in_file_name_order_against_any_kept_image(tmp_path):
+    astronaut, coffee = _photo("astronaut"), _photo("coffee")
+    astronaut.save(tmp_path / "a_0.png")
+    coffee.save(tmp_path / "b_0.png")
+    copy = astronaut.resize((300, 300)).convert("L").convert("RGB")
+    copy.save(tmp_path / "c_0.jpg", quality=60)  # a near-duplicate of a_0, after an unrelated image
+    expected = imagehash.phash(Image.open(tmp_path / "c_0.jpg").convert("RGB")) - imagehash.phash(astronaut)
+    far = imagehash.phash(coffee) - imagehash.phash(astronaut)
+    assert expected <= 18 < far  # the premise, computed with imagehash directly
+    result = dedup_phash(sorted(tmp_path.iterdir(), reverse=True), threshold=18)  # input order is ignored
+    assert [p.name for p in result.kept] == ["a_0.png", "b_0.png"]
+    assert [(p.name, k.name, d) for p, k, d in result.removed] == [("c_0.jpg", "a_0.png", expected)]
+    assert (result.n_before, result.n_kept, result.n_removed) == (3, 2, 1)
+
+
+def test_dedup_threshold_is_inclusive(tmp_path):
+    base = _photo("chelsea")
+    base.save(tmp_path / "0.png")
+    base.rotate(8).filter(ImageFilter.GaussianBlur(1)).save(tmp_path / "1.png")  # a moderate change
+    d = imagehash.phash(Image.open(tmp_path / "1.png").convert("RGB")) - imagehash.phash(base)
+    assert 0 < d <= 30
+    at = dedup_phash([tmp_path / "0.png", tmp_path / "1.png"], threshold=d)
+    below = dedup_phash([tmp_path / "0.png", tmp_path / "1.png"], threshold=d - 1)
+    assert at.n_removed == 1 and at.removed[0][2] == d
+    assert below.n_removed == 0 and below.n_kept == 2
+
+
+def test_synthetic_stills_give_dedup_exactly_one_near_duplicate(make_config, tmp_path):
+    cfg = make_config()
+    row = {"slug": "the_godfather", "label_clean": "The Godfather", "qid": "Q47703"}
+    paths = col._write_synthetic_stills(cfg, row, tmp_path, min_distance=22)
+    result = dedup_phash(paths, threshold=18)
+    assert [p.name for p in result.removed[0][:2]] == ["still_01_recompressed.jpg", "still_01.png"]
+    assert result.n_kept == col.SYNTHETIC_STILLS and result.n_removed == 1
+    again = col._write_synthetic_stills(cfg, row, tmp_path / "again", min_distance=22)
+    assert [p.read_bytes() for p in paths[:-1]] == [p.read_bytes() for p in again[:-1]]  # deterministic
+    with Image.open(paths[0]) as im:
+        assert "stand-in" in im.text["iconicity:standin"]
+
+
+# ---- the front door, end to end on the demo snapshot -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One full demo collection into a temporary data root (shared by the tests below)."""
+    import yaml
+
+    from iconicity_utils.config import load_config
+
+    root = tmp_path_factory.mktemp("stage01")
+    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    data["paths"] = {
+        "data": str(root / "data"),
+        "results": str(root / "results"),
+        "figures": str(root / "figures"),
+        "cache": str(root / "cache"),
+        "standins": str(REPO / ".cache" / "standins"),
+        "root": str(REPO),
+    }
+    data["collection"]["snapshot"] = str(SNAPSHOT)
+    (root / "configs").mkdir()
+    (root / "configs" / "demo.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_config(root / "configs" / "demo.yaml")
+    logs: list[str] = []
+    refs = col.collect_references(cfg, log=logs.append)
+    return cfg, refs, logs
+
+
+def test_demo_collects_twenty_of_each_kind(demo_run):
+    cfg, refs, _ = demo_run
+    assert refs.groupby("kind").size().to_dict() == {"dynamic": 20, "static": 20}
+    assert refs["qid"].is_unique and refs["slug"].is_unique
+    assert list(refs.columns) == col.REFERENCE_COLUMNS
+    for _kind, part in refs.groupby("kind"):
+        assert list(part["rank"]) == list(range(1, 21))
+        assert list(part["sitelinks"]) == sorted(part["sitelinks"], reverse=True)
+    assert refs["sitelinks"].min() >= cfg.collection.min_sitelinks
+    on_disk = read_table(cfg.references_table)
+    assert (on_disk["note"] == STANDIN_LABEL).all()
+    assert on_disk["qid"].tolist() == refs["qid"].tolist()
+    assert on_disk.attrs["provenance"]["collection"]["endpoint_info"]["oxigraph"].startswith("oxigraph")
+
+
+def test_demo_edge_cases(demo_run):
+    _, refs, logs = demo_run
+    by_qid = refs.set_index("qid")
+    for below_floor in ("Q2990634", "Q1219263", "Q2085", "Q79784"):
+        assert below_floor not in by_qid.index
+    assert "Q1061035" not in by_qid.index  # a painting without P18
+    assert "Q1056853" not in by_qid.index  # no English label ...
+    report = refs.attrs["report"]
+    assert {"qid": "Q1056853", "kind": "dynamic", "reason": "no English label"} in report["skipped"]
+    assert any("Q1056853" in line for line in logs)  # ... and it says so
+    assert by_qid.loc["Q737062", "slug"] == "olympia_q737062"
+    assert by_qid.loc["Q1415219", "slug"] == "olympia_q1415219"
+    assert by_qid.loc["Q737062", "title_shared"] and by_qid.loc["Q737062", "label_homonyms"] == 2
+    assert by_qid.loc["Q223596", "slug"] == "face_off"
+    assert by_qid.loc["Q1756446", "slug"] == "and_justice_for_all"
+    assert by_qid.loc["Q1756446", "label_clean"] == "...And Justice for All"
+    assert by_qid.loc["Q484048", "slug"] == "amelie"
+    assert pd.isna(by_qid.loc["Q172241", "creator"])  # no director in the snapshot
+    assert pd.isna(by_qid.loc["Q1415219", "year"])  # no date in the snapshot
+    assert by_qid.loc["Q83495", "creator"] == "Lana Wachowski; Lilly Wachowski"
+    assert by_qid.loc["Q45585", "depicts"] == sorted(by_qid.loc["Q45585", "depicts"], key=str.casefold)
+    assert "Moon" in by_qid.loc["Q45585", "depicts"]
+    assert by_qid.loc["Q47703", "year"] == 1972 and by_qid.loc["Q47703", "genre"] == [
+        "crime film",
+        "drama film",
+    ]
+
+
+def test_demo_reference_images(demo_run):
+    cfg, refs, _ = demo_run
+    images = read_table(col.images_table_path(cfg))
+    for row in refs.itertuples():
+        folder = cfg.reference_dir(row.kind, row.slug)
+        files = sorted(p.name for p in folder.iterdir())
+        if row.kind == "static":
+            assert files == ["reference.png"] and (row.n_before, row.n_kept, row.n_removed) == (1, 1, 0)
+        else:
+            assert files == ["still_00.png", "still_01.png", "still_02.png", "still_03.png"]
+            assert (row.n_before, row.n_kept, row.n_removed) == (5, 4, 1)
+        assert cfg.absolute(row.reference_dir) == folder
+    dups = images[images["status"] == "duplicate"]
+    assert len(dups) == 20 and (dups["duplicate_of"] == "still_01.png").all()
+    assert (dups["hamming"] <= cfg.collection.phash_threshold).all()
+    kept = images[images["status"] == "kept"]
+    assert len(kept) == 100 and kept["standin"].all() and (images["note"] == STANDIN_LABEL).all()
+    assert kept["licence"].str.contains("synthetic").all()
+    for path in kept["path"].head(3):
+        with Image.open(cfg.absolute(path)) as im:
+            assert "not the real work" in im.text["iconicity:standin"]
+
+
+def test_demo_saves_every_raw_response_and_stops_the_server(demo_run):
+    cfg, refs, _ = demo_run
+    report = refs.attrs["report"]
+    run_dir = cfg.path("data", "raw", report["raw_run"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(manifest["files"]) == report["queries"] >= 4
+    record = json.loads((run_dir / "sparql" / manifest["files"][0]).read_text())
+    assert record["query_name"] == "candidates_static_p000" and record["query"].startswith("PREFIX wd:")
+    assert record["endpoint"] == report["endpoint"] and record["retrieved_utc"].endswith("Z")
+    assert record["response"]["results"]["bindings"]
+    port = int(report["endpoint"].split(":")[2].split("/")[0])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # the local server is gone
+
+
+def test_rebuild_from_saved_responses_without_any_endpoint(demo_run, monkeypatch):
+    cfg, refs, _ = demo_run
+    raw_runs = sorted(p.name for p in cfg.path("data", "raw").iterdir())
+
+    def no_endpoint(*_a, **_k):
+        raise AssertionError("replay must not start or query an endpoint")
+
+    monkeypatch.setattr(sparql, "find_oxigraph", no_endpoint)
+    monkeypatch.setattr(sparql.SparqlClient, "select", no_endpoint)
+    cfg.references_table.unlink()
+    rebuilt = col.collect_references(cfg, use_saved_responses=True, log=quiet)
+    pd.testing.assert_frame_equal(rebuilt, refs)
+    assert sorted(p.name for p in cfg.path("data", "raw").iterdir()) == raw_runs  # nothing new saved
+    assert rebuilt.attrs["report"]["replayed"] and rebuilt.attrs["report"]["raw_run"] == raw_runs[-1]
+
+
+def test_replay_refuses_saved_responses_for_other_queries(demo_run):
+    cfg, _, _ = demo_run
+    changed = cfg.with_overrides(collection={"min_sitelinks": 40})
+    with pytest.raises(col.SavedResponseError, match="different query text"):
+        col.collect_references(changed, use_saved_responses=True, log=quiet)
+    with pytest.raises(col.SavedResponseError, match="no complete run"):
+        col.ReplayClient.latest(cfg.path("data", "nothing-here"))
+
+
+def test_an_empty_result_writes_an_empty_table(make_config):
+    cfg = make_config(collection={"min_sitelinks": 10_000})
+    logs: list[str] = []
+    refs = col.collect_references(cfg, log=logs.append)
+    assert len(refs) == 0 and list(refs.columns) == col.REFERENCE_COLUMNS
+    assert len(read_table(cfg.references_table)) == 0
+    assert any("empty" in w for w in refs.attrs["report"]["warnings"]) and any("WARNING" in x for x in logs)
+
+
+def test_a_failing_endpoint_keeps_everything_already_saved(make_config):
+    cfg = make_config()
+    col.collect_references(cfg, log=quiet)
+    table_bytes = cfg.references_table.read_bytes()
+    raw_root = cfg.path("data", "raw")
+    before = {p: p.read_bytes() for p in raw_root.rglob("*") if p.is_file()}
+    truncated = b'{"head":{"vars":["item"]},"results":{"bindings":[{"item":{"type":"uri","val'
+    with ScriptedServer({"/sparql": [Reply(200, truncated)]}) as server:
+        broken = cfg.with_overrides(
+            collection={"endpoint": server.url("/sparql"), "max_retries": 1, "backoff_base_s": 0.0}
+        )
+        with pytest.raises(sparql.RequestFailed, match=r"truncated or malformed JSON") as err:
+            col.collect_references(broken, log=quiet)
+    assert "candidates_static_p000" in str(err.value) and server.url("/sparql") in str(err.value)
+    assert cfg.references_table.read_bytes() == table_bytes
+    assert all(p.read_bytes() == data for p, data in before.items())
+    runs = [p for p in raw_root.iterdir() if p.is_dir()]
+    assert sum((p / "manifest.json").is_file() for p in runs) == 1  # the failed run stays incomplete
+    assert col.ReplayClient.latest(raw_root).manifest["endpoint"].startswith("http://127.0.0.1")
+
+
+def test_paging_in_small_pages_gives_the_same_table(demo_run, make_config):
+    _, refs, _ = demo_run
+    small = make_config(collection={"page_size": 7})
+    paged = col.collect_references(small, log=quiet)
+    assert paged.attrs["report"]["queries"] > refs.attrs["report"]["queries"]
+    cols = [c for c in col.REFERENCE_COLUMNS if c != "reference_dir"]
+    pd.testing.assert_frame_equal(paged[cols], refs[cols])
+
+
+def test_a_bad_class_id_in_the_config_is_refused_before_any_work(make_config):
+    cfg = make_config(collection={"static_classes": ["Q3305213", "Q1 } ?s ?p ?o {"]})
+    with pytest.raises(ValueError, match="not a Wikidata item id"):
+        col.collect_references(cfg, log=quiet)
+    assert not cfg.references_table.exists()
+
+
+def test_cli_runs_the_stage(make_config, capsys):
+    cfg = make_config(collection={"top_k_static": 2, "top_k_dynamic": 2})
+    assert col.main(["--config", str(cfg.source)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out == {"references": 4, "per_kind": {"dynamic": 2, "static": 2}}
+    assert col.main(["--config", str(cfg.source), "--use-saved-responses"]) == 0
+
+
+# ---- real mode: Commons API and user-provided stills, against a local server ------------------------
+
+
+def _png_bytes(seed: int) -> bytes:
+    image = col.synthetic_image(seed, seed + 1, (64, 80))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _imageinfo(server: ScriptedServer, thumb: str) -> bytes:
+    page = {
+        "title": "File:X.jpg",
+        "imageinfo": [
+            {
+                "url": server.url("/orig.jpg"),
+                "thumburl": server.url(thumb),
+                "descriptionurl": "https://commons.wikimedia.org/wiki/File:X.jpg",
+                "extmetadata": {
+                    "LicenseShortName": {"value": "Public domain"},
+                    "LicenseUrl": {"value": "https://creativecommons.org/publicdomain/mark/1.0/"},
+                    "Artist": {"value": '<a href="//x">Leonardo da Vinci</a> &amp; workshop'},
+                },
+            }
+        ],
+    }
+    return json.dumps({"batchcomplete": True, "query": {"pages": [page]}}).encode()
+
+
+def test_commons_mode_downloads_records_and_resumes(make_config):
+    script = {"/w/api.php": [], "/thumb/ok.png": [Reply(200, _png_bytes(1), content_type="image/png")]}
+    with ScriptedServer(script) as server:
+        server.script["/w/api.php"] = [
+            Reply(429, b"", {"Retry-After": "0"}, "text/plain"),
+            Reply(200, _imageinfo(server, "/thumb/ok.png"), content_type="application/json"),
+        ]
+        cfg = make_config(
+            collection={
+                "reference_images": "commons",
+                "commons_api": server.url("/w/api.php"),
+                "top_k_static": 1,
+                "top_k_dynamic": 1,
+                "backoff_base_s": 0.0,
+            }
+        )
+        refs = col.collect_references(cfg, log=quiet)
+        calls = (server.count("/w/api.php"), server.count("/thumb/ok.png"))
+        col.collect_references(cfg, use_saved_responses=True, log=quiet)  # resume: nothing re-fetched
+        assert (server.count("/w/api.php"), server.count("/thumb/ok.png")) == calls == (2, 1)
+    api_call = next(s for s in server.seen if s.path == "/w/api.php")
+    assert api_call.query["iiprop"] == ["url|extmetadata"] and api_call.query["iiurlwidth"] == ["256"]
+    assert api_call.query["titles"] == ["File:Mona Lisa, by Leonardo da Vinci, from C2RMF retouched.jpg"]
+    assert api_call.headers["User-Agent"] == cfg.collection.user_agent
+    images = read_table(col.images_table_path(cfg))
+    mona = images[images["slug"] == "mona_lisa"].iloc[0]
+    assert mona["status"] == "kept" and mona["file"].startswith("p18_") and not mona["standin"]
+    assert sorted(p.name for p in cfg.reference_dir("static", "mona_lisa").iterdir()) == [mona["file"]]
+    assert mona["licence"] == "Public domain" and mona["author"] == "Leonardo da Vinci & workshop"
+    assert mona["source_url"] == "https://commons.wikimedia.org/wiki/File:X.jpg"
+    assert mona["phash"] == str(imagehash.phash(Image.open(io.BytesIO(_png_bytes(1))).convert("RGB")))
+    # no stills provided for the dynamic reference: reported, not fatal
+    godfather = refs.set_index("qid").loc["Q47703"]
+    assert godfather["n_kept"] == 0 and refs.attrs["report"]["missing_stills"] == ["the_godfather"]
+
+
+def test_commons_failures_are_reported_not_fatal(make_config):
+    script = {
+        "/w/api.php": [],
+        "/thumb/bad.png": [Reply(200, b"\x89PNG\r\n\x1a\n truncated", content_type="image/png")],
+    }
+    with ScriptedServer(script) as server:
+        server.script["/w/api.php"] = [
+            Reply(200, json.dumps({"query": {"pages": [{"title": "File:X", "missing": True}]}}).encode()),
+            Reply(200, _imageinfo(server, "/thumb/bad.png"), content_type="application/json"),
+        ]
+        cfg = make_config(
+            collection={
+                "reference_images": "commons",
+                "commons_api": server.url("/w/api.php"),
+                "top_k_static": 2,
+                "top_k_dynamic": 1,
+            }
+        )
+        refs = col.collect_references(cfg, log=quiet)
+    images = read_table(col.images_table_path(cfg)).set_index("slug")
+    assert images.loc["mona_lisa", "status"] == "failed" and "has no file" in images.loc["mona_lisa", "error"]
+    bad = images.loc["the_starry_night"]
+    assert bad["status"] == "unreadable" and "cannot read image" in bad["error"]
+    assert not list(cfg.reference_dir("static", "the_starry_night").iterdir())  # nothing unusable left there
+    assert Path(cfg.absolute(bad["source_path"])).is_file()  # the bad download is kept aside, for inspection
+    assert refs.set_index("slug").loc["the_starry_night", "n_kept"] == 0
+
+
+def test_user_stills_are_deduplicated_and_a_corrupt_one_is_skipped(make_config):
+    cfg = make_config(collection={"reference_images": "commons", "top_k_static": 1, "top_k_dynamic": 1})
+    stills = cfg.path("data", "stills", "the_godfather")
+    stills.mkdir(parents=True)
+    astronaut = _photo("astronaut")
+    astronaut.save(stills / "01.png")
+    astronaut.resize((256, 256)).save(stills / "02.jpg", quality=50)
+    _photo("coffee").save(stills / "03.png")
+    (stills / "04.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    server_less = cfg.with_overrides(
+        collection={"commons_api": "http://127.0.0.1:9/api.php", "max_retries": 0}
+    )
+    refs = col.collect_references(server_less, log=quiet)
+    row = refs.set_index("slug").loc["the_godfather"]
+    assert (row["n_before"], row["n_kept"], row["n_removed"]) == (4, 2, 1)
+    assert sorted(p.name for p in cfg.reference_dir("dynamic", "the_godfather").iterdir()) == [
+        "01.png",
+        "03.png",
+    ]
+    images = read_table(col.images_table_path(cfg)).set_index("file")
+    assert images.loc["02.jpg", "status"] == "duplicate" and images.loc["02.jpg", "duplicate_of"] == "01.png"
+    assert (
+        images.loc["04.jpg", "status"] == "unreadable"
+        and str(stills / "04.jpg") in images.loc["04.jpg", "error"]
+    )
+    # the static reference could not be fetched (nothing listens on port 9): reported, not fatal
+    assert images.loc[images["kind"] == "static", "status"].tolist() == ["failed"]
+
+
+# ---- figures ----------------------------------------------------------------------------------------
+
+
+def test_figures_draw_from_the_tables(demo_run):
+    import matplotlib
+
+    matplotlib.use("agg")
+    cfg, refs, _ = demo_run
+    images = read_table(col.images_table_path(cfg))
+    fig = col.plot_distributions(refs)
+    assert len(fig.axes) == 2 and sum(len(ax.patches) for ax in fig.axes) > 0
+    fig2 = col.plot_reference_examples(cfg, refs, images, n_static=2, n_dynamic=1)
+    assert sum(1 for ax in fig2.axes if ax.images) == 2 + 5
