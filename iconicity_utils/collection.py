@@ -1484,13 +1484,18 @@ def collect_references(
 def plot_distributions(refs):
     """Histograms of sitelinks and of years, per kind (a matplotlib figure)."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    all_years = refs["year"].dropna().astype(int).to_numpy()
+    # shared bin edges, so the two kinds are comparable bar for bar
+    sitelink_bins = np.histogram_bin_edges(refs["sitelinks"].to_numpy(), bins=12) if len(refs) else 12
+    year_bins = np.histogram_bin_edges(all_years, bins=12) if len(all_years) else 12
     for kind in KINDS:
         part = refs[refs["kind"] == kind]
-        axes[0].hist(part["sitelinks"], bins=12, alpha=0.6, label=f"{kind} (n={len(part)})")
+        axes[0].hist(part["sitelinks"], bins=sitelink_bins, alpha=0.6, label=f"{kind} (n={len(part)})")
         years = part["year"].dropna().astype(int)
-        axes[1].hist(years, bins=12, alpha=0.6, label=f"{kind} (n={len(years)} with a year)")
+        axes[1].hist(years, bins=year_bins, alpha=0.6, label=f"{kind} (n={len(years)} with a year)")
     axes[0].set(xlabel="Wikidata sitelinks", ylabel="references", title="Popularity (sitelinks)")
     axes[1].set(xlabel="year (P571 inception / P577 publication)", ylabel="references", title="Creation date")
     for ax in axes:
