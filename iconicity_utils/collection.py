@@ -844,6 +844,18 @@ def _kind_classes(cfg, kind: str) -> list[str]:
     return [sparql.qid(c) for c in classes]
 
 
+def _check_paging(rows: list, previous: list | None, name: str, client) -> None:
+    """A full page identical to the one before means the endpoint ignores OFFSET: stop, loudly."""
+    if previous is not None and rows and rows == previous:
+        endpoint = getattr(client, "endpoint", None) or getattr(
+            getattr(client, "client", None), "endpoint", "?"
+        )
+        raise ValueError(
+            f"{name}: the endpoint {endpoint} returned the same page twice (it ignores OFFSET?); "
+            "paging cannot go on"
+        )
+
+
 def query_references(client, cfg, log: Callable[[str], None] = print):
     """Run the stage's queries through ``client`` (live, recording or replaying).
 
@@ -860,6 +872,7 @@ def query_references(client, cfg, log: Callable[[str], None] = print):
         chosen: list[Candidate] = []
         seen: set[str] = set()
         page = 0
+        previous: list | None = None
         while len(chosen) < top_k:
             name = f"candidates_{kind}_p{page:03d}"
             query = candidates_query(
@@ -868,6 +881,8 @@ def query_references(client, cfg, log: Callable[[str], None] = print):
             data = client.select(name, query)
             report["queries"] += 1
             rows = _bindings(data, name)
+            _check_paging(rows, previous, name, client)
+            previous = rows
             for cand in parse_candidates(data, kind, classes, c.min_sitelinks, name):
                 if cand.qid in seen or len(chosen) >= top_k:
                     continue
@@ -890,10 +905,13 @@ def query_references(client, cfg, log: Callable[[str], None] = print):
     for chunk_no, start in enumerate(range(0, len(qids), VALUES_CHUNK)):
         chunk = qids[start : start + VALUES_CHUNK]
         page = 0
+        previous = None
         while True:
             name = f"properties_c{chunk_no:03d}_p{page:03d}"
             data = client.select(name, properties_query(chunk, c.page_size, page * c.page_size))
             report["queries"] += 1
+            _check_paging(_bindings(data, name), previous, name, client)
+            previous = _bindings(data, name)
             for qid, vals in parse_properties(data, name).items():
                 merged = properties.setdefault(qid, ItemValues())
                 for pid, pairs in vals.values.items():

@@ -682,3 +682,19 @@ def test_figures_draw_from_the_tables(demo_run):
     assert len(fig.axes) == 2 and sum(len(ax.patches) for ax in fig.axes) > 0
     fig2 = col.plot_reference_examples(cfg, refs, images, n_static=2, n_dynamic=1)
     assert sum(1 for ax in fig2.axes if ax.images) == 2 + 5
+
+
+def test_an_endpoint_that_ignores_offset_stops_the_paging(make_config):
+    """A store that answers every page with the first one would loop for ever; it is an error instead."""
+    page = fixture("collection_candidates_static.json")
+    page["results"]["bindings"] = page["results"]["bindings"][:2]
+
+    class IgnoresOffset:
+        endpoint = "http://127.0.0.1:1/stub"
+
+        def select(self, name, query):
+            return page
+
+    cfg = make_config(collection={"page_size": 2, "static_classes": STATIC_CLASSES})
+    with pytest.raises(ValueError, match=r"candidates_static_p001: .*same page twice"):
+        col.query_references(IgnoresOffset(), cfg, log=quiet)
