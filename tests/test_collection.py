@@ -649,8 +649,11 @@ def test_user_stills_are_deduplicated_and_a_corrupt_one_is_skipped(make_config):
     astronaut.resize((256, 256)).save(stills / "02.jpg", quality=50)
     _photo("coffee").save(stills / "03.png")
     (stills / "04.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     server_less = cfg.with_overrides(
-        collection={"commons_api": "http://127.0.0.1:9/api.php", "max_retries": 0}
+        collection={"commons_api": f"http://127.0.0.1:{port}/api.php", "max_retries": 0}
     )
     refs = col.collect_references(server_less, log=quiet)
     row = refs.set_index("slug").loc["the_godfather"]
@@ -665,7 +668,7 @@ def test_user_stills_are_deduplicated_and_a_corrupt_one_is_skipped(make_config):
         images.loc["04.jpg", "status"] == "unreadable"
         and str(stills / "04.jpg") in images.loc["04.jpg", "error"]
     )
-    # the static reference could not be fetched (nothing listens on port 9): reported, not fatal
+    # the static reference could not be fetched (nothing listens there): reported, not fatal
     assert images.loc[images["kind"] == "static", "status"].tolist() == ["failed"]
 
 
