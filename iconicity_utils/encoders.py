@@ -48,6 +48,8 @@ __all__ = [
     "POOLS",
     "PRECISIONS",
     "load_encoder",
+    "describe_encoder",
+    "effective_pool",
     "encoder_weights",
     "embed_images",
     "hf_clip_image_features",
@@ -201,9 +203,7 @@ class Encoder:
 
     def effective_pool(self, pool: str) -> str:
         """The pooling that actually runs: ``pool`` for timm; the backend's own output otherwise."""
-        if pool not in POOLS:
-            raise ValueError(f"unknown pool {pool!r}; expected one of {POOLS}")
-        return pool if self.backend == "timm" else "native"
+        return effective_pool(self.backend, pool)
 
     # -- preprocessing (runs in DataLoader workers) --------------------------------------------
     def preprocess(self, image):
@@ -418,25 +418,32 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _fingerprint(
-    spec: EncoderSpec, registry: Registry, weights: str | None, transform, precision: str
-) -> str:
-    """Hash of what decides the embeddings: weights bytes (local) or id + revision (hub), preprocessing,
-    precision and the versions of the packages that run the model."""
+def _fingerprint(spec: EncoderSpec, registry: Registry, weights: str | None, precision: str) -> str:
+    """Hash of what decides the embeddings, computed without loading the model.
+
+    Local weights (a checkpoint, a TorchScript file, an hf-clip folder) are hashed by content; hub
+    weights by id, tag and revision.  The architecture config folder (open_clip
+    ``model_config_dir``), the registry fields that shape the model and its preprocessing
+    (``model_kwargs``, ``image_size``), the precision and the versions of the packages that build
+    the preprocessing and run the model complete the key.
+    """
     local = None
     if weights and os.path.exists(weights):
         local = _path_digest(Path(weights))
     elif spec.backend == "hf-clip" and spec.source and os.path.exists(registry.resolve_path(spec.source)):
         local = _path_digest(Path(registry.resolve_path(spec.source)))
+    config_dir = None
+    if spec.model_config_dir and os.path.exists(registry.resolve_path(spec.model_config_dir)):
+        config_dir = _path_digest(Path(registry.resolve_path(spec.model_config_dir)))
     blob = json.dumps(
         {
             "backend": spec.backend,
             "source": spec.source,
             "weights": local or weights,
             "revision": spec.revision,
+            "model_config_dir": config_dir,
             "model_kwargs": spec.model_kwargs,
             "image_size": spec.image_size,
-            "transform": repr(transform),
             "precision": precision,
             "versions": _versions(),
         },
@@ -444,6 +451,54 @@ def _fingerprint(
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def effective_pool(backend: str, pool: str) -> str:
+    """The pooling that actually runs: ``pool`` for timm; the backend's own output (``"native"``) otherwise."""
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; expected one of {POOLS}")
+    return pool if backend == "timm" else "native"
+
+
+def describe_encoder(
+    spec: EncoderSpec | str,
+    registry: Registry | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> dict[str, Any]:
+    """What :func:`load_encoder` would run (backend, id, weights, dtype, device, fingerprint), without
+    loading the model: scoring uses it to find cached features before deciding to load anything.
+
+    Raises:
+        EncoderLoadError: a stand-in that has not been built, or a local weights file that is missing.
+    """
+    registry = registry or Registry.load()
+    if isinstance(spec, str):
+        spec = registry.encoder(spec)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    if precision != "fp32" and not str(device).startswith("cuda"):
+        raise ValueError(f"precision {precision!r} is CUDA autocast; on device {device!r} use 'fp32'")
+    weights = encoder_weights(spec, registry)
+    local_kind = spec.backend == "sscd" or (weights not in (None, "hub") and is_local_path(weights))
+    if local_kind and (weights is None or not os.path.exists(weights)):
+        raise EncoderLoadError(f"encoder {spec.name!r}: weights file not found: {weights}")
+    return {
+        "encoder": spec.name,
+        "backend": spec.backend,
+        "source": spec.source,
+        "weights": weights,
+        "revision": spec.revision,
+        "dtype": "float32" if precision == "fp32" else f"autocast-{precision}",
+        "device": device,
+        "standin": spec.is_standin,
+        "fingerprint": _fingerprint(spec, registry, weights, precision),
+    }
+
+
+def is_local_path(value: str) -> bool:
+    """A weights value that names a file (absolute, or starting with ``.`` / ``~``) rather than a tag."""
+    return os.path.isabs(value) or value.startswith((".", "~"))
 
 
 def load_encoder(
@@ -473,6 +528,7 @@ def load_encoder(
     try:
         weights = encoder_weights(spec, registry)
         model, transform, token_transform = _LOADERS[spec.backend](spec, registry, weights)
+        info = describe_encoder(spec, registry, device, precision)
     except EncoderLoadError:
         raise
     except Exception as exc:
@@ -481,17 +537,6 @@ def load_encoder(
             f"{type(exc).__name__}: {exc}"
         ) from exc
     model = model.to(device).eval()
-    info = {
-        "encoder": spec.name,
-        "backend": spec.backend,
-        "source": spec.source,
-        "weights": weights,
-        "revision": spec.revision,
-        "dtype": "float32" if precision == "fp32" else f"autocast-{precision}",
-        "device": device,
-        "standin": spec.is_standin,
-        "fingerprint": _fingerprint(spec, registry, weights, transform, precision),
-    }
     return Encoder(
         spec=spec,
         model=model,

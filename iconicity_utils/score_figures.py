@@ -76,9 +76,8 @@ def reuse_overlay(
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("agg", force=False)
+    # no backend is forced: scripts without a display get matplotlib's headless default, and a
+    # notebook keeps its inline backend, so figures show in the notebook as well as on disk
     import matplotlib.pyplot as plt
 
     return plt

@@ -61,6 +61,7 @@ __all__ = [
     "model_table",
     "bootstrap_ci",
     "threshold_sweep",
+    "cell_mode_comparison",
     "norm_slug",
     "main",
     "PER_IMAGE",
@@ -184,13 +185,11 @@ class ScoreResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_encoders(opts: ScoringOptions, registry) -> dict[str, Any]:
-    from iconicity_utils.encoders import load_encoder
-
+def _encoder_names(opts: ScoringOptions) -> list[str]:
     names = {opts.cra_encoder, opts.vr_encoder}
     if opts.baselines and opts.sscd_encoder:
         names.add(opts.sscd_encoder)
-    return {n: load_encoder(n, registry, device=opts.device, precision=opts.precision) for n in sorted(names)}
+    return sorted(names)
 
 
 def _image_store_version(kind: str) -> str:
@@ -200,11 +199,13 @@ def _image_store_version(kind: str) -> str:
     return f"{pkg}-{metadata.version(pkg)}"
 
 
-def _specs(opts: ScoringOptions, encoders: dict[str, Any]) -> dict[str, FeatureSpec]:
-    vr_pool = encoders[opts.vr_encoder].effective_pool(opts.pool)
+def _specs(opts: ScoringOptions, infos: dict[str, dict[str, Any]]) -> dict[str, FeatureSpec]:
+    from iconicity_utils.encoders import effective_pool
+
+    vr_pool = effective_pool(infos[opts.vr_encoder]["backend"], opts.pool)
     specs = {
         "cra": FeatureSpec(
-            "global", opts.cra_encoder, pool=encoders[opts.cra_encoder].effective_pool(opts.pool)
+            "global", opts.cra_encoder, pool=effective_pool(infos[opts.cra_encoder]["backend"], opts.pool)
         ),
         "vr": FeatureSpec(f"cells-{opts.cells}", opts.vr_encoder, grid=tuple(opts.grid), pool=vr_pool),
     }
@@ -217,12 +218,12 @@ def _specs(opts: ScoringOptions, encoders: dict[str, Any]) -> dict[str, FeatureS
     return specs
 
 
-def _stores(specs: dict[str, FeatureSpec], encoders: dict[str, Any], cache_dir: Path | None):
+def _stores(specs: dict[str, FeatureSpec], infos: dict[str, dict[str, Any]], cache_dir: Path | None):
     stores = {}
     for spec in specs.values():
         if spec in stores:
             continue
-        version = encoders[spec.encoder].fingerprint if spec.encoder else _image_store_version(spec.kind)
+        version = infos[spec.encoder]["fingerprint"] if spec.encoder else _image_store_version(spec.kind)
         folder = None if cache_dir is None else Path(cache_dir) / "features" / f"{spec.key}@{version}"
         stores[spec] = FeatureStore(folder) if folder is not None else _MemoryStore()
     return stores
@@ -269,13 +270,21 @@ def score_work(
     """
     import pandas as pd
 
-    t0 = time.perf_counter()
-    if encoders is None:
-        from iconicity_utils.registry import Registry
+    from iconicity_utils.encoders import describe_encoder, load_encoder
+    from iconicity_utils.registry import Registry
 
-        encoders = _load_encoders(opts, registry or Registry.load())
-    specs = _specs(opts, encoders)
-    stores = _stores(specs, encoders, cache_dir)
+    t0 = time.perf_counter()
+    registry = registry or Registry.load()
+    names = _encoder_names(opts)
+    if encoders is None:  # what would run, without loading any model yet
+        infos = {n: describe_encoder(n, registry, opts.device, opts.precision) for n in names}
+    else:
+        absent = [n for n in names if n not in encoders]
+        if absent:
+            raise ValueError(f"encoders= lacks {absent}, which the options name")
+        infos = {n: encoders[n].info for n in names}
+    specs = _specs(opts, infos)
+    stores = _stores(specs, infos, cache_dir)
     skipped = []
     if not opts.baselines:
         skipped.append("baselines: disabled (realization.baselines = false)")
@@ -287,17 +296,27 @@ def score_work(
         raise ScoringInputError(f"generated images for references with no reference images: {missing[:10]}")
     ref_paths = sorted({str(p) for slug in set(work["slug"]) for p in references[slug].paths})
     gen_paths = list(work["abs_path"].astype(str))
-    calls0 = sum(e.calls for e in encoders.values())
-    counts = extract(
-        gen_paths + ref_paths,
-        list(dict.fromkeys(specs.values())),
-        encoders,
-        stores,
-        batch_size=opts.batch_size,
-        num_workers=opts.num_workers,
-        progress=progress,
-    )
-    forward_calls = sum(e.calls for e in encoders.values()) - calls0
+    unique = list(dict.fromkeys(specs.values()))
+    hashes = {content_hash(p) for p in gen_paths + ref_paths}
+    todo = any(stores[s].missing(hashes) for s in unique)
+    counts = {"images": 0, **{s.key: 0 for s in unique}}
+    forward_calls = 0
+    if todo:  # load the encoders only when a feature is missing from the cache
+        if encoders is None:
+            encoders = {
+                n: load_encoder(n, registry, device=opts.device, precision=opts.precision) for n in names
+            }
+        calls0 = sum(e.calls for e in encoders.values())
+        counts = extract(
+            gen_paths + ref_paths,
+            unique,
+            encoders,
+            stores,
+            batch_size=opts.batch_size,
+            num_workers=opts.num_workers,
+            progress=progress,
+        )
+        forward_calls = sum(e.calls for e in encoders.values()) - calls0
 
     def feats(role: str, paths: Sequence[str]) -> np.ndarray:
         store = stores[specs[role]]
@@ -379,7 +398,7 @@ def score_work(
         per_reference=per_reference,
         per_model=per_model,
         options=opts,
-        encoders={role: encoders[name].info for role, name in _roles(opts, specs).items()},
+        encoders={role: infos[name] for role, name in _roles(opts, specs).items()},
         skipped=skipped,
         counts=counts,
         forward_calls=forward_calls,
@@ -634,6 +653,39 @@ def threshold_sweep(
         out.append(per_model.assign(tau=float(tau), metric=metric, vary=vary))
     cols = ["model", "variant", "kind", "tau", "metric", "vary", "value"]
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def cell_mode_comparison(crop, tokens, tau: float | None = None, comparison: str | None = None):
+    """Compare the ``cells="crop"`` and ``cells="tokens"`` per-image tables of the same images.
+
+    Args:
+        crop, tokens: per-image tables (or :class:`ScoreResult`) scored with each cell mode.
+        tau, comparison: the reuse threshold and comparison (default: the crop table's).
+
+    Returns:
+        ``(summary, per_image)``: :func:`~iconicity_utils.realization.cell_mode_agreement` over all
+        images, and a table with ``vr_crop``, ``vr_tokens``, ``vr_mean_crop``, ``vr_mean_tokens``.
+    """
+    from iconicity_utils.realization import cell_mode_agreement
+
+    a = getattr(crop, "per_image", crop)
+    b = getattr(tokens, "per_image", tokens)
+    keys = ["model", "variant", "slug", "index"]
+    if set(a["vr_cells_mode"]) != {"crop"} or set(b["vr_cells_mode"]) != {"tokens"}:
+        raise ValueError("pass a crop-mode table first and a tokens-mode table second")
+    merged = a[[*keys, "kind", "vr", "vr_mean", "vr_cells"]].merge(
+        b[[*keys, "vr", "vr_mean", "vr_cells"]], on=keys, suffixes=("_crop", "_tokens"), validate="one_to_one"
+    )
+    if len(merged) != len(a) or len(merged) != len(b):
+        raise ValueError(
+            f"the two tables cover different images ({len(a)} vs {len(b)}, {len(merged)} shared)"
+        )
+    tau = float(a["vr_tau"].iloc[0]) if tau is None else tau
+    comparison = str(a["comparison"].iloc[0]) if comparison is None else comparison
+    summary = cell_mode_agreement(
+        np.stack(merged["vr_cells_crop"]), np.stack(merged["vr_cells_tokens"]), tau, comparison
+    )
+    return summary, merged.drop(columns=["vr_cells_crop", "vr_cells_tokens"])
 
 
 # --------------------------------------------------------------------------------------------

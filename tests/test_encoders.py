@@ -12,6 +12,7 @@ from scoring_fixtures import REPO_ROOT, photo
 from iconicity_utils.encoders import (
     EncoderError,
     EncoderLoadError,
+    describe_encoder,
     embed_images,
     hf_clip_image_features,
     load_encoder,
@@ -241,6 +242,7 @@ def test_encoder_failure_names_encoder_and_images(reg, images, tmp_path, monkeyp
 def test_fingerprint_follows_the_weights(reg, tmp_path):
     a = load_encoder("tiny-sscd", reg)
     assert load_encoder("tiny-sscd", reg).fingerprint == a.fingerprint  # stable
+    assert describe_encoder("tiny-sscd", reg) == a.info  # known without loading the model
     from iconicity_utils.standins import _TinySSCD
 
     torch.manual_seed(123)

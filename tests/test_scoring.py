@@ -142,6 +142,18 @@ def test_rescoring_uses_the_cache_and_no_encoder(study):
     again = scoring.score(cfg, encoders=encoders, write=False)  # config thresholds 0.70 / 0.75
     assert again.forward_calls == 0 and again.counts["images"] == 0
     assert {n: e.calls for n, e in encoders.items()} == calls
+    import iconicity_utils.encoders as enc_module
+
+    def no_loading(*a, **k):
+        raise AssertionError("a fully cached re-score must not load any encoder")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(enc_module, "load_encoder", no_loading)
+        cold = scoring.score(cfg, write=False)  # encoders described (fingerprints), never loaded
+    assert (
+        cold.forward_calls == 0
+        and cold.per_image["cra_pass"].tolist() == again.per_image["cra_pass"].tolist()
+    )
     pi, pr = scoring.rescore(first.per_image, tau_cra_static=0.70, tau_cra_dynamic=0.75)
     for col in ("cra_pass", "vr", "vi", "cra_tau"):
         assert pi[col].tolist() == again.per_image[col].tolist()
@@ -168,6 +180,26 @@ def test_threshold_sweep_matches_rescore(study):
         crt.set_index(["model", "kind"])["value"].sort_index(),
         m.groupby(["model", "kind"]).mean().sort_index(),
     )
+
+
+def test_cell_mode_comparison_on_the_same_images(study):
+    cfg, encoders, crop = study
+    tokens = scoring.score(
+        cfg, encoders=encoders, write=False, cells="tokens", tau_cra_static=0.999, tau_cra_dynamic=0.999
+    )
+    assert set(tokens.per_image["vr_cells_mode"]) == {"tokens"} and tokens.forward_calls > 0
+    summary, table = scoring.cell_mode_comparison(crop, tokens)
+    from iconicity_utils.realization import cell_mode_agreement
+
+    want = cell_mode_agreement(
+        np.stack(crop.per_image["vr_cells"]), np.stack(tokens.per_image["vr_cells"]), 0.6, ">"
+    )
+    assert summary == want and len(table) == 18
+    np.testing.assert_allclose(table["vr_tokens"], tokens.per_image["vr"])
+    copies = tokens.per_image[tokens.per_image["index"] == 0]
+    assert (copies["vr"] == 1).all()  # a copy is reused in either mode
+    with pytest.raises(ValueError, match="crop-mode table first"):
+        scoring.cell_mode_comparison(tokens, crop)
 
 
 def test_a_stopped_run_resumes_and_keeps_what_it_computed(tmp_path, standins, monkeypatch, study):
