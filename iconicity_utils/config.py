@@ -126,6 +126,9 @@ class GenerationConfig:
     #: how a resumed run checks an existing image: ``"decode"`` decodes it fully; ``"header"`` reads its
     #: metadata and checks the final PNG ``IEND`` chunk only (faster for large runs).
     verify: Literal["decode", "header"] = "decode"
+    #: CPU threads per process (``torch.set_num_threads``); null keeps torch's default.  CPU pixel values
+    #: depend on it (float accumulation order), so it is recorded in every image.
+    num_threads: int | None = field(default=None, metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
