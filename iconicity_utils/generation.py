@@ -60,6 +60,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -73,7 +74,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -746,6 +747,20 @@ def _verify_existing(
     return valid, bad
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (None: leave torch's setting), then restore the previous setting."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _batches(units: list[WorkUnit], size: int) -> list[list[WorkUnit]]:
     """Consecutive batches of ``size`` units (the last may be shorter)."""
     return [units[i : i + size] for i in range(0, len(units), size)]
@@ -845,7 +860,7 @@ def generate(
 
     Args:
         cfg: the study config (``generation``: ``n_images``, ``seed_mode``, ``base_seed``,
-            ``batch_size``, ``device``, ``verify``).
+            ``batch_size``, ``device``, ``verify``, ``num_threads``).
         models: registry names (default: ``cfg.models``).
         variants: prompt variants (default: ``cfg.generation.variants`` when ``prompts`` is None,
             else every variant of the prompt table).
@@ -896,7 +911,10 @@ def generate(
     rank = state.process_index
     desc = "generate" if state.num_processes == 1 else f"generate [{rank + 1}/{state.num_processes}]"
     stats = _ProcessStats()
-    with tqdm(total=n_mine, desc=desc, unit="img", disable=not progress, position=rank) as bar:
+    with (
+        _torch_threads(cfg.generation.num_threads),
+        tqdm(total=n_mine, desc=desc, unit="img", disable=not progress, position=rank) as bar,
+    ):
         for name in models:
             if plans[name]:
                 _run_model(cfg, specs[name], registry, device, plans[name], bad, stats, bar)
@@ -1058,6 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="override generation.batch_size")
     parser.add_argument("--device", help="override generation.device (cpu, cuda)")
     parser.add_argument("--verify", choices=VERIFY_MODES, help="override generation.verify")
+    parser.add_argument("--num-threads", type=int, help="override generation.num_threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--manifest-only", action="store_true", help="only rebuild the manifest from disk")
     parser.add_argument("--summary-json", help="also write the summary to this JSON file")
@@ -1073,6 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "device": args.device,
             "verify": args.verify,
+            "num_threads": args.num_threads,
         }.items()
         if value is not None
     }
@@ -1134,14 +1154,14 @@ def gallery_figure(cfg: StudyConfig, manifest: pd.DataFrame, n_refs: int = 6, va
             ax.set_yticks([])
             row = by_key.get((model, index, slug))
             if row is not None:
-                ax.imshow(open_rgb(cfg.absolute(row.path)))
+                ax.imshow(open_rgb(cfg.absolute(row.path)), interpolation="nearest")
             if i == 0:
                 prompt = rows.loc[rows["slug"] == slug, "prompt"].iloc[0]
                 ax.set_title(prompt if len(prompt) <= 18 else prompt[:17] + "…", fontsize=7)
             if j == 0:
                 ax.set_ylabel(f"{model}\n#{index}", fontsize=7)
-    fig.suptitle(f"Generated images, variant {variant!r}", y=0.99, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.suptitle(f"Generated images, variant {variant!r}", y=0.95, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 

@@ -104,11 +104,17 @@ def _standins(standins):
 
 @pytest.fixture(scope="module")
 def pipe_a():
-    cfg = load_config(REPO_ROOT / "configs" / "demo.yaml")
-    reg = Registry.for_config(cfg)
+    """The tiny-sd-a pipeline, run with one CPU thread (as the demo config does; far faster on a busy machine)."""
+    import torch
+
     from iconicity_utils.registry import load_pipeline
 
-    return reg.model("tiny-sd-a"), load_pipeline(reg.model("tiny-sd-a"), reg, "cpu")
+    cfg = load_config(REPO_ROOT / "configs" / "demo.yaml")
+    reg = Registry.for_config(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield reg.model("tiny-sd-a"), load_pipeline(reg.model("tiny-sd-a"), reg, "cpu")
+    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +240,12 @@ def test_harness_batch_size_does_not_change_the_unit(tmp_path):
 
 
 def test_png_metadata_and_manifest(tmp_path):
-    cfg = write_study(tmp_path, n_refs=2, n_images=2, batch_size=3)
+    import torch
+
+    cfg = write_study(tmp_path, n_refs=2, n_images=2, batch_size=3, num_threads=1)
+    threads = torch.get_num_threads()
     summary = gen.generate(cfg, progress=False)
+    assert torch.get_num_threads() == threads  # the config's thread count applies inside the run only
     assert (summary.total, summary.done, summary.skipped, summary.failed) == (8, 8, 0, 0)
     assert summary.images_per_second > 0 and summary.generation_seconds > 0
     path = cfg.generated_path("tiny-sd-b", "title", "ref-01", 1)
@@ -250,6 +260,7 @@ def test_png_metadata_and_manifest(tmp_path):
     assert text["model_id"] == ".cache/standins/tiny-sd-b"
     assert text["pipeline"] == "StableDiffusionPipeline" and text["scheduler"] == "DDIMScheduler"
     assert (text["steps"], text["guidance"], text["dtype"], text["device"]) == ("8", "5.0", "float32", "cpu")
+    assert (text["num_threads"], text["batch_size"]) == ("1", "1")  # the last unit: a short batch
     assert list(text) == [k for k in gen.PNG_FIELDS if k in text]  # fixed order
     assert not any("time" in k or "date" in k for k in text)
 
@@ -340,18 +351,18 @@ def test_header_mode_catches_truncation_without_decoding(tmp_path):
 
 def test_resume_after_sigkill(tmp_path):
     """A real generation process, killed with SIGKILL mid-run, then run again."""
-    cfg = write_study(tmp_path / "killed", n_refs=9, n_images=2, batch_size=1)
+    cfg = write_study(tmp_path / "killed", n_refs=15, n_images=2, batch_size=1)
     cmd = gen.launch_command(cfg.source, 1, ["--models", "tiny-sd-a", "--no-progress"])
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = cfg.path("data", "generated")
     deadline = time.monotonic() + 120
     try:
-        while len(list(root.rglob("*.png"))) < 5:
+        while len(list(root.rglob("[0-9]*.png"))) < 4:  # finished images, not temporary files
             assert proc.poll() is None, (
                 f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
             )
             assert time.monotonic() < deadline, "no images after 120 s"
-            time.sleep(0.02)
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -359,16 +370,16 @@ def test_resume_after_sigkill(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     units = gen.plan_units(cfg, ["tiny-sd-a"], gen.title_prompts(cfg))
     present = len(list(root.rglob("[0-9]*.png")))
-    assert 5 <= present < len(units), "the kill should land mid-run"
+    assert 4 <= present < len(units), f"the kill should land mid-run ({present} images)"
     assert not cfg.generations_manifest.exists(), "the manifest is written only after all units"
 
     summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
-    assert summary.skipped + summary.done == len(units) == 18
+    assert summary.skipped + summary.done == len(units) == 30
     assert summary.skipped >= present - 1  # at most the file being written at the kill is bad
     assert summary.failed == 0
     assert_complete(cfg, units, summary)
     # an uninterrupted run gives the same bytes (batch_size 1: every image is independent)
-    reference = write_study(tmp_path / "reference", n_refs=9, n_images=2, batch_size=1)
+    reference = write_study(tmp_path / "reference", n_refs=15, n_images=2, batch_size=1)
     gen.generate(reference, models=["tiny-sd-a"], progress=False)
     assert pngs(cfg) == pngs(reference)
 
@@ -379,7 +390,9 @@ def test_resume_after_sigkill(tmp_path):
 
 
 def test_two_processes_under_accelerate_give_byte_identical_images(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
+    # generation.num_threads (1 in the demo config) fixes the CPU threads of every process
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
     results = {}
     for n in (1, 2):
         cfg = write_study(tmp_path / f"p{n}", n_refs=5, n_images=2, batch_size=2)
