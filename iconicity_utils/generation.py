@@ -54,7 +54,8 @@ Example:
     >>> from iconicity_utils.generation import generate            # doctest: +SKIP
     >>> summary = generate(load_config("configs/demo.yaml"))       # doctest: +SKIP
     >>> print(summary)                                             # doctest: +SKIP
-    160 units: 160 generated, 0 skipped, 0 failed in 14.2 s (11.3 images/s)
+    160 units: 160 generated (0 of them replaced a bad file), 0 skipped, 0 failed; 21.3 s in all,
+    9.06 images/s in the generation loop (1 process); manifest: 160 rows in results/demo/generations.parquet
 """
 
 from __future__ import annotations
@@ -991,7 +992,6 @@ def run_subprocess(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     echo: bool = True,
-    timeout: float | None = None,
 ) -> GenerationSummary:
     """Run the generation CLI in a subprocess (heavy work stays out of the notebook kernel).
 
@@ -1003,7 +1003,6 @@ def run_subprocess(
         args: further CLI arguments, e.g. ``["--models", "tiny-sd-a"]``.
         env: extra environment variables.
         echo: stream the subprocess's output.
-        timeout: seconds before the subprocess is killed.
 
     Returns:
         The summary the subprocess wrote.
@@ -1024,19 +1023,11 @@ def run_subprocess(
         stderr=subprocess.STDOUT,
     )
     tail = bytearray()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    assert proc.stdout is not None
-    while True:
-        chunk = proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
-        if not chunk:
-            break
+    while chunk := proc.stdout.read1(4096):  # type: ignore[union-attr]
         tail = (tail + chunk)[-8000:]
         if echo:
             sys.stdout.write(chunk.decode("utf-8", errors="replace"))
             sys.stdout.flush()
-        if deadline is not None and time.monotonic() > deadline:
-            proc.kill()
-            break
     code = proc.wait()
     text = tail.decode("utf-8", errors="replace")
     if code != 0 or not summary_path.is_file():
