@@ -229,7 +229,7 @@ def load_pipeline(spec: ModelSpec, registry: Registry, device: str = "cpu"):
             f"stand-in model {spec.name!r} has not been built at {source}; "
             "run `python -m iconicity_utils.standins --config <config>` (run_all.sh does this)"
         )
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype(spec.dtype)}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(spec.dtype)}  # diffusers >= 0.42 name
     if spec.revision:
         kwargs["revision"] = spec.revision
     if spec.variant:
@@ -245,6 +245,8 @@ def load_pipeline(spec: ModelSpec, registry: Registry, device: str = "cpu"):
         raise RuntimeError(
             f"model {spec.name!r} loaded as {type(pipe).__name__}, but the registry says {spec.pipeline}"
         )
+    if pipe.dtype != torch_dtype(spec.dtype):
+        raise RuntimeError(f"model {spec.name!r} loaded in {pipe.dtype}, but the registry says {spec.dtype}")
     if spec.scheduler:
         try:
             sched_cls = getattr(diffusers, spec.scheduler)
