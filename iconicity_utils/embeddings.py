@@ -407,6 +407,8 @@ def extract(
         collate_fn=_collate,
         worker_init_fn=_worker_init if num_workers > 0 else None,
         persistent_workers=False,
+        # page-locked batches let embed_batch's non_blocking copies overlap with compute on CUDA
+        pin_memory=any(str(e.device).startswith("cuda") for e in encoders.values()),
     )
     queues = {i: _Queue() for i, s in enumerate(specs) if s.batched}
     since_flush = 0
