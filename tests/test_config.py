@@ -80,7 +80,7 @@ def test_malformed_yaml_and_missing_file(tmp_path):
 
 def test_overrides_are_validated_too(demo_cfg):
     cfg = demo_cfg.with_overrides(generation={"n_images": 5})
-    assert cfg.generation.n_images == 5 and demo_cfg.generation.n_images == 2
+    assert cfg.generation.n_images == 5 and demo_cfg.generation.n_images == 4
     with pytest.raises(ConfigError, match="thresholds.tau_reuse"):
         demo_cfg.with_overrides(thresholds={"tau_reuse": 2})
 
