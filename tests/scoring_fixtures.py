@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from study_configs import write_study_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,27 +148,4 @@ def study_config(root: Path, name: str = "scoring-test", **sections):
     ``sections`` are merged into the YAML sections (``realization={"batch_size": 16}``); stand-ins
     come from the repository's ``.cache/standins`` unless ``paths`` says otherwise.
     """
-    import yaml
-
-    from iconicity_utils.config import load_config
-
-    data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
-    data["name"] = name
-    data["paths"] = {
-        "data": str(root / "data"),
-        "results": str(root / "results"),
-        "figures": str(root / "figures"),
-        "cache": str(root / "cache"),
-        "standins": str(REPO_ROOT / ".cache" / "standins"),
-        "root": str(REPO_ROOT),
-    }
-    if data.get("collection", {}).get("snapshot"):
-        data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
-    for key, value in sections.items():
-        data[key] = (
-            {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-        )
-    (root / "configs").mkdir(parents=True, exist_ok=True)
-    path = root / "configs" / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return load_config(path)
+    return write_study_config(root, name, **sections)

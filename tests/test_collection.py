@@ -15,6 +15,7 @@ import pyoxigraph as ox
 import pytest
 from collection_http import Reply, ScriptedServer
 from PIL import Image, ImageFilter
+from study_configs import write_study_config
 
 from iconicity_utils import collection as col
 from iconicity_utils import sparql
@@ -364,24 +365,8 @@ def test_synthetic_stills_give_dedup_exactly_one_near_duplicate(make_config, tmp
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """One full demo collection into a temporary data root (shared by the tests below)."""
-    import yaml
-
-    from iconicity_utils.config import load_config
-
     root = tmp_path_factory.mktemp("stage01")
-    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    data["paths"] = {
-        "data": str(root / "data"),
-        "results": str(root / "results"),
-        "figures": str(root / "figures"),
-        "cache": str(root / "cache"),
-        "standins": str(REPO / ".cache" / "standins"),
-        "root": str(REPO),
-    }
-    data["collection"]["snapshot"] = str(SNAPSHOT)
-    (root / "configs").mkdir()
-    (root / "configs" / "demo.yaml").write_text(yaml.safe_dump(data))
-    cfg = load_config(root / "configs" / "demo.yaml")
+    cfg = write_study_config(root, "demo", collection={"snapshot": str(SNAPSHOT)})
     logs: list[str] = []
     refs = col.collect_references(cfg, log=logs.append)
     return cfg, refs, logs

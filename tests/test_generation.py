@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from study_configs import write_study_config
 
 from iconicity_utils import generation as gen
 from iconicity_utils.config import load_config
@@ -38,22 +39,7 @@ TITLES = ["The Starry Night", "Mona Lisa", "The Scream", "Guernica", "Casablanca
 
 def write_study(folder: Path, n_refs: int = 3, name: str = "gen", root: Path = REPO_ROOT, **generation):
     """A study config in ``folder`` (demo config, outputs inside ``folder``) plus a references table."""
-    data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
-    data["name"] = name
-    data["paths"] = {
-        "data": str(folder / "data"),
-        "results": str(folder / "results"),
-        "figures": str(folder / "figures"),
-        "cache": str(folder / "cache"),
-        "standins": str(REPO_ROOT / ".cache" / "standins"),
-        "root": str(root),
-    }
-    data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
-    data["generation"].update(generation)
-    (folder / "configs").mkdir(parents=True, exist_ok=True)
-    path = folder / "configs" / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    cfg = load_config(path)
+    cfg = write_study_config(folder, name, root=root, generation=generation)
     refs = pd.DataFrame(
         {
             "slug": [f"ref-{i:02d}" for i in range(n_refs)],

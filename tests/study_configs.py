@@ -1,0 +1,42 @@
+"""One way for tests to write a study config: the demo config with outputs in a tmp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT, **sections):
+    """Write ``folder/configs/<name>.yaml`` and load it.
+
+    The config is ``configs/demo.yaml`` with its data/results/figures/cache roots inside
+    ``folder`` (tests never touch the repository's outputs), stand-ins from the repository's
+    ``.cache/standins`` (built once per session) and the project root ``root`` (the registry is
+    read from ``root/configs``).  ``sections`` are merged into the YAML sections
+    (``generation={"n_images": 1}``); a non-mapping value replaces the key.
+    """
+    from iconicity_utils.config import load_config
+
+    data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
+    data["name"] = name
+    data["paths"] = {
+        "data": str(folder / "data"),
+        "results": str(folder / "results"),
+        "figures": str(folder / "figures"),
+        "cache": str(folder / "cache"),
+        "standins": str(REPO_ROOT / ".cache" / "standins"),
+        "root": str(root),
+    }
+    data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    (folder / "configs").mkdir(parents=True, exist_ok=True)
+    path = folder / "configs" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(path)
