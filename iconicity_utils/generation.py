@@ -399,10 +399,8 @@ def _model_id(cfg: StudyConfig, spec: ModelSpec, registry: Registry) -> str:
     return cfg.relative(source) if is_local(source) else source
 
 
-def expected_metadata(
-    cfg: StudyConfig, spec: ModelSpec, registry: Registry, unit: WorkUnit
-) -> dict[str, Any]:
-    """The identity fields (:data:`IDENTITY_FIELDS`) a finished image of ``unit`` must carry."""
+def _unit_fields(cfg: StudyConfig, unit: WorkUnit) -> dict[str, Any]:
+    """The fields that identify one work unit in its PNG."""
     return {
         "format": FORMAT,
         "prompt": unit.prompt,
@@ -412,6 +410,15 @@ def expected_metadata(
         "index": unit.index,
         "seed": unit.seed,
         "seed_mode": cfg.generation.seed_mode,
+    }
+
+
+def expected_metadata(
+    cfg: StudyConfig, spec: ModelSpec, registry: Registry, unit: WorkUnit
+) -> dict[str, Any]:
+    """The identity fields (:data:`IDENTITY_FIELDS`) a finished image of ``unit`` must carry."""
+    return {
+        **_unit_fields(cfg, unit),
         "model_id": _model_id(cfg, spec, registry),
         "revision": spec.revision,
         "steps": spec.steps,
@@ -779,14 +786,7 @@ def _unit_meta(cfg: StudyConfig, run: dict[str, Any], unit: WorkUnit, batch_size
     """Every PNG field of one image: the run's fields plus the unit's."""
     return {
         **run,
-        "format": FORMAT,
-        "prompt": unit.prompt,
-        "model": unit.model,
-        "variant": unit.variant,
-        "slug": unit.slug,
-        "index": unit.index,
-        "seed": unit.seed,
-        "seed_mode": cfg.generation.seed_mode,
+        **_unit_fields(cfg, unit),
         "batch_size": batch_size,
     }
 
