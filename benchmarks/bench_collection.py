@@ -11,21 +11,15 @@ baseline measured in the same run, with the machine named.  Outputs go to a temp
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from machine import describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{platform.node()} ({cpu}, {os.cpu_count()} cores, Python {platform.python_version()})"
 
 
 def timed(fn, repeat: int) -> float:
@@ -76,7 +70,7 @@ def main() -> None:
             lambda: sparql.LocalOxigraph(cfg.root / cfg.collection.snapshot).start().stop(), repeat=5
         )
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     print(f"demo collection, replayed (baseline): {replay:.3f} s")
     print(f"demo collection, live local oxigraph: {live:.3f} s  ratio {live / replay:.2f}x")
     print(f"oxigraph load + start + stop:         {start_stop:.3f} s")

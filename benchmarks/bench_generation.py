@@ -27,8 +27,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,36 +40,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import describe_machine  # noqa: E402
+
 from iconicity_utils import generation as gen  # noqa: E402
 from iconicity_utils.config import load_config  # noqa: E402
 from iconicity_utils.io import atomic_write_json, utc_now  # noqa: E402
 from iconicity_utils.registry import Registry, load_pipeline  # noqa: E402
 
 TITLES = ["The Starry Night", "Mona Lisa", "The Scream", "Guernica", "Casablanca", "Psycho", "Metropolis"]
-
-
-def machine() -> str:
-    """The machine in words: CPU, cores, GPU (if any), torch and threads, OS, load."""
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = (
-        ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        if torch.cuda.is_available()
-        else "no GPU"
-    )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}; {os.cpu_count()} cores; {gpus}; torch {torch.__version__}; "
-        f"{platform.system()} {platform.release()}; load average {load:.2f}"
-    )
 
 
 def make_project(folder: Path, model: str, dtype: str | None, device: str, batch_size: int, threads):
@@ -241,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     n_images = 2
     prompts = prompt_table(max(1, args.units // n_images))
 
-    print(f"machine: {machine()}")
-    report = {"created_utc": utc_now(), "machine": machine(), "args": vars(args), "results": []}
+    print(f"machine: {describe_machine()}")
+    report = {"created_utc": utc_now(), "machine": describe_machine(), "args": vars(args), "results": []}
     with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
         tmp = Path(tmp)
 
@@ -289,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = ROOT / "benchmarks" / "results" / f"bench_generation-{time.strftime('%Y%m%d-%H%M%S')}.json"
     atomic_write_json(out, report)
-    print(f"machine at the end: {machine()}")
+    print(f"machine at the end: {describe_machine()}")
     print(f"results: {out.relative_to(ROOT)}")
     return 0
 

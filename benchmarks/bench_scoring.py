@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -40,27 +39,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 from authors_reimpl import authors_cra, authors_vr  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 STATIC = {"starry_night": ("astronaut", (640, 480)), "persistence": ("coffee", (512, 512))}
 DYNAMIC = {"seventh_seal": [("chelsea", (800, 450)), ("rocket", (800, 450)), ("camera", (800, 450))]}
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"{platform.system()} {platform.release()}; load average {load:.2f} at start"
-    )
 
 
 def photo(name, size):
@@ -350,7 +332,7 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    print("machine:", machine())
+    print("machine:", describe_machine())
     records = []
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as d:
         tmp = Path(d)
@@ -383,7 +365,9 @@ def main(argv=None) -> int:
             )
     out = ROOT / "benchmarks" / "results" / "bench_scoring.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "args": vars(args), "sections": records}, indent=2))
+    out.write_text(
+        json.dumps({"machine": describe_machine(), "args": vars(args), "sections": records}, indent=2)
+    )
     print(f"\nwrote {out.relative_to(ROOT)}")
     return 0
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from iconicity_utils.registry import EncoderSpec, Registry
+from iconicity_utils.registry import EncoderSpec, Registry, is_local
 
 __all__ = [
     "Encoder",
@@ -460,6 +460,17 @@ def effective_pool(backend: str, pool: str) -> str:
     return pool if backend == "timm" else "native"
 
 
+def _checked_spec(spec: EncoderSpec | str, registry: Registry, device: str, precision: str) -> EncoderSpec:
+    """The registry entry for ``spec``, after checking that ``precision`` suits ``device``."""
+    if isinstance(spec, str):
+        spec = registry.encoder(spec)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    if precision != "fp32" and not str(device).startswith("cuda"):
+        raise ValueError(f"precision {precision!r} is CUDA autocast; on device {device!r} use 'fp32'")
+    return spec
+
+
 def describe_encoder(
     spec: EncoderSpec | str,
     registry: Registry | None = None,
@@ -473,14 +484,9 @@ def describe_encoder(
         EncoderLoadError: a stand-in that has not been built, or a local weights file that is missing.
     """
     registry = registry or Registry.load()
-    if isinstance(spec, str):
-        spec = registry.encoder(spec)
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
-    if precision != "fp32" and not str(device).startswith("cuda"):
-        raise ValueError(f"precision {precision!r} is CUDA autocast; on device {device!r} use 'fp32'")
+    spec = _checked_spec(spec, registry, device, precision)
     weights = encoder_weights(spec, registry)
-    local_kind = spec.backend == "sscd" or (weights not in (None, "hub") and is_local_path(weights))
+    local_kind = spec.backend == "sscd" or (weights not in (None, "hub") and is_local(weights))
     if local_kind and (weights is None or not os.path.exists(weights)):
         raise EncoderLoadError(f"encoder {spec.name!r}: weights file not found: {weights}")
     return {
@@ -494,11 +500,6 @@ def describe_encoder(
         "standin": spec.is_standin,
         "fingerprint": _fingerprint(spec, registry, weights, precision),
     }
-
-
-def is_local_path(value: str) -> bool:
-    """A weights value that names a file (absolute, or starting with ``.`` / ``~``) rather than a tag."""
-    return os.path.isabs(value) or value.startswith((".", "~"))
 
 
 def load_encoder(
@@ -519,12 +520,7 @@ def load_encoder(
         EncoderLoadError: naming the encoder and the cause; nothing else is loaded instead.
     """
     registry = registry or Registry.load()
-    if isinstance(spec, str):
-        spec = registry.encoder(spec)
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
-    if precision != "fp32" and not str(device).startswith("cuda"):
-        raise ValueError(f"precision {precision!r} is CUDA autocast; on device {device!r} use 'fp32'")
+    spec = _checked_spec(spec, registry, device, precision)
     try:
         weights = encoder_weights(spec, registry)
         model, transform, token_transform = _LOADERS[spec.backend](spec, registry, weights)
