@@ -668,6 +668,12 @@ def build_references_table(
     return _typed(df[REFERENCE_COLUMNS])
 
 
+def _none_for_missing(values):
+    """An object column with None (not NaN) for missing values, as parquet should store them."""
+    values = values.astype(object)
+    return values.where(values.notna(), None)
+
+
 def _typed(df):
     """Fix the column dtypes of a references table (so an empty table has the same schema)."""
     import pandas as pd
@@ -691,8 +697,7 @@ def _typed(df):
         "description",
         "reference_dir",
     ):
-        values = df[col].astype(object)
-        df[col] = values.where(values.notna(), None)
+        df[col] = _none_for_missing(df[col])
     return df.reset_index(drop=True)
 
 
@@ -1397,8 +1402,7 @@ def collect_reference_images(cfg, refs, *, sleep: Callable[[float], None] = time
         "author",
         "error",
     ):
-        values = images[col].astype(object)
-        images[col] = values.where(values.notna(), None)
+        images[col] = _none_for_missing(images[col])
     if missing_stills:
         log(
             f"{len(missing_stills)} dynamic reference(s) have no stills yet; put images into "
