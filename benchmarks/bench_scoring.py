@@ -337,23 +337,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as d:
         tmp = Path(d)
         folders = make_folders(tmp / "images", args.n_images)
-        records.append(
-            section(
-                "tiny stand-ins",
-                tiny_encoders(),
-                folders,
-                tmp,
-                args.batch_size,
-                args.workers,
-                not args.no_authors,
-                args.repeats,
-            )
-        )
+        runs = [("tiny stand-ins", tiny_encoders())]
         if not args.quick:
-            encoders, _ = realistic_encoders(tmp)
+            runs.append(
+                ("realistic (ViT-B-32 CLIP + ViT-S/14 DINO @224, random weights)", realistic_encoders(tmp)[0])
+            )
+        for name, encoders in runs:
             records.append(
                 section(
-                    "realistic (ViT-B-32 CLIP + ViT-S/14 DINO @224, random weights)",
+                    name,
                     encoders,
                     folders,
                     tmp,
