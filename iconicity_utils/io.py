@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from iconicity_utils.registry import STANDIN_LABEL
 
@@ -182,14 +182,3 @@ def read_table(path: str | Path):
     if raw:
         df.attrs["provenance"] = json.loads(raw)
     return df
-
-
-def open_atomic(path: str | Path, mode: str = "w") -> contextlib.AbstractContextManager[IO]:
-    """``with open_atomic(p) as fh: ...`` writes through a temp file renamed on success."""
-
-    @contextlib.contextmanager
-    def _cm():
-        with atomic_path(path) as tmp, open(tmp, mode) as fh:
-            yield fh
-
-    return _cm()
