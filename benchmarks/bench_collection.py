@@ -64,7 +64,7 @@ def main() -> None:
         store.load(path=str(cfg.root / cfg.collection.snapshot), format=ox.RdfFormat.TURTLE)
         in_process = timed(lambda: list(store.query(query)), repeat=50)
         with sparql.LocalOxigraph(cfg.root / cfg.collection.snapshot) as server:
-            client = sparql.SparqlClient(server.endpoint, sparql.RetryPolicy.from_config(cfg))
+            client = sparql.SparqlClient(server.endpoint, cfg.collection.http)
             over_http = timed(lambda: client.select("bench", query), repeat=50)
         start_stop = timed(
             lambda: sparql.LocalOxigraph(cfg.root / cfg.collection.snapshot).start().stop(), repeat=5

@@ -2,11 +2,15 @@
 
 A study config (``configs/demo.yaml``, ``configs/paper.yaml``) names the diffusion models and
 encoders (by registry id, see :mod:`iconicity_utils.registry`), the thresholds, the grid, the
-number of images per reference, the seeds, the SPARQL endpoint and the output paths.
+number of images per reference, the seeds, the SPARQL endpoint and the output paths.  The paper's
+constants (thresholds, grid, ``k_gen``, the pHash distance) are the schema's defaults, taken from
+:mod:`iconicity_utils.constants`; a config only states a value to override it (docs/method.md §9).
 
 Validation is strict, in the spirit of diffusers' "a clear error rather than a silent
 correction": an unknown key, a value of the wrong type, or a threshold outside [0, 1] raises
 :class:`ConfigError`, whose message names the offending key (as a dotted path) and the file.
+Each section is a frozen pydantic model (:class:`~iconicity_utils.schema.Section`); model and
+encoder ids are checked against the registry when the file is loaded.
 
 Relative paths in a config are resolved against the *project root*, which is the parent of the
 folder holding the config file (configs live in ``<root>/configs/``), unless ``paths.root`` says
@@ -21,14 +25,26 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from iconicity_utils.constants import (
+    CELL_MODES,
+    COMPARISONS,
+    GRID,
+    K_GEN,
+    KINDS,
+    PHASH_MAX_DISTANCE,
+    POOLS,
+    PRECISIONS,
+    TAU_CRA,
+    TAU_REUSE,
+)
+from iconicity_utils.registry import Registry
+from iconicity_utils.schema import ConfigError, KeyProblem, Positive, Section, Unit, fixed_length, validate
 
 __all__ = [
     "ConfigError",
@@ -37,25 +53,15 @@ __all__ = [
     "RealizationConfig",
     "GenerationConfig",
     "CollectionConfig",
+    "RetryPolicy",
     "EncoderChoice",
     "PathsConfig",
     "load_config",
     "parse_config",
-    "build_dataclass",
 ]
 
-UNIT = {"range": (0.0, 1.0)}  # field metadata: value must lie in [0, 1]
-POSITIVE = {"range": (1, None)}  # field metadata: integer >= 1
-
-
-class ConfigError(ValueError):
-    """A config file (or registry file) is invalid; the message names the key and the file."""
-
-    def __init__(self, file: str | Path | None, key: str, problem: str):
-        self.file = str(file) if file is not None else "<dict>"
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{self.file}: key '{key}': {problem}")
+#: the User-Agent sent to Wikidata and Commons unless ``collection.http.user_agent`` says otherwise
+DEFAULT_USER_AGENT = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) SPARQLWrapper"
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,108 +69,154 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Decision thresholds of the paper (method.md §3, §9)."""
+class Thresholds(Section):
+    """Decision thresholds of the paper (docs/method.md §3.2, §3.3, §9); defaults from constants."""
 
-    tau_cra_static: float = field(default=0.70, metadata=UNIT)
-    tau_cra_dynamic: float = field(default=0.75, metadata=UNIT)
-    tau_reuse: float = field(default=0.60, metadata=UNIT)
+    tau_cra_static: Unit = TAU_CRA["static"]
+    tau_cra_dynamic: Unit = TAU_CRA["dynamic"]
+    tau_reuse: Unit = TAU_REUSE
     #: ``">"`` as in the paper's figure (default), ``">="`` as in the authors' released script.
-    comparison: Literal[">", ">="] = ">"
+    comparison: Literal[COMPARISONS] = COMPARISONS[0]  # type: ignore[valid-type]
 
 
-@dataclass(frozen=True)
-class RealizationConfig:
-    """How Visual Reuse cuts and embeds cells (method.md §3.3)."""
+class RealizationConfig(Section):
+    """How Visual Reuse cuts and embeds cells (docs/method.md §3.3)."""
 
-    grid: tuple[int, int] = (4, 4)  # (rows, cols)
+    #: ``(rows, cols)``; written as a list of two integers in YAML
+    grid: Annotated[tuple[Positive, Positive], fixed_length(2)] = GRID
     #: ``"crop"`` embeds every cell as its own image (faithful); ``"tokens"`` pools ViT tokens (fast, ours).
-    cells: Literal["crop", "tokens"] = "crop"
+    cells: Literal[CELL_MODES] = CELL_MODES[0]  # type: ignore[valid-type]
     #: ``"mean_all"`` averages every token of ``forward_features`` (authors' script); ``"cls"`` takes CLS.
-    pool: Literal["mean_all", "cls"] = "mean_all"
+    pool: Literal[POOLS] = POOLS[0]  # type: ignore[valid-type]
     #: encoder inputs per forward pass (images are never split across batches)
-    batch_size: int = field(default=32, metadata=POSITIVE)
+    batch_size: Positive = 32
     #: DataLoader workers that decode and crop while the encoders run (0: in the main process)
-    num_workers: int = 0
+    num_workers: int = Field(0, ge=0)
     #: at most this many generated images per (model, variant, reference), in index / file-name order
-    k_gen: int = field(default=50, metadata=POSITIVE)
+    k_gen: Positive = K_GEN
     #: also compute the similarity baselines (global CLIP / DINO / SSCD cosine, pHash, SSIM)
     baselines: bool = True
-    #: side of the square greyscale thumbnails SSIM compares
-    ssim_size: int = field(default=256, metadata={"range": (7, None)})
+    #: side of the square greyscale thumbnails SSIM compares (SSIM's window is 7 pixels)
+    ssim_size: int = Field(256, ge=7)
     #: bootstrap resamples over references for the model-level 95 % confidence intervals
-    n_bootstrap: int = field(default=1000, metadata=POSITIVE)
+    n_bootstrap: Positive = 1000
     bootstrap_seed: int = 0
 
 
-@dataclass(frozen=True)
-class EncoderChoice:
+class EncoderChoice(Section):
     """Which registered encoder plays which role, and where the encoders run."""
 
-    recognition: str  # CLIP image encoder f (CRA)
-    realization: str  # DINO encoder g (VR)
-    copy_detection: str | None = None  # SSCD baseline; None skips that baseline, and says so
+    #: CLIP image encoder f (CRA, docs/method.md §3.2)
+    recognition: str
+    #: DINO encoder g (VR, docs/method.md §3.3)
+    realization: str
+    #: SSCD baseline; None skips that baseline, and says so
+    copy_detection: str | None = None
     #: explicit device for scoring (``"cpu"``, ``"cuda"``, ``"cuda:1"``); nothing is guessed
     device: str = "cpu"
     #: ``"fp32"``; ``"fp16"`` / ``"bf16"`` run the encoders under CUDA autocast (CUDA devices only)
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal[PRECISIONS] = PRECISIONS[0]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _autocast_needs_cuda(self) -> EncoderChoice:
+        if self.precision != "fp32" and not self.device.startswith("cuda"):
+            raise KeyProblem(
+                "precision",
+                f"{self.precision!r} autocast needs a CUDA device, but encoders.device is "
+                f"{self.device!r}; use 'fp32' on CPU",
+            )
+        return self
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Images per reference and seeding (method.md §2)."""
+class GenerationConfig(Section):
+    """Images per reference and seeding (docs/method.md §2)."""
 
-    n_images: int = field(default=10, metadata=POSITIVE)
+    n_images: Positive = 10
     #: ``"hash"``: seed = stable hash of (variant, slug, index); ``"index"``: seed = base_seed + index.
     seed_mode: Literal["hash", "index"] = "hash"
     base_seed: int = 0
-    batch_size: int = field(default=1, metadata=POSITIVE)
+    batch_size: Positive = 1
     #: explicit device; ``"cuda"`` on a GPU machine, ``"cpu"`` otherwise.  Nothing is guessed.
     device: str = "cpu"
-    variants: list[str] = field(default_factory=lambda: ["title"])
+    variants: list[str] = Field(default_factory=lambda: ["title"])
     #: how a resumed run checks an existing image: ``"decode"`` decodes it fully; ``"header"`` reads its
     #: metadata and checks the final PNG ``IEND`` chunk only (faster for large runs).
     verify: Literal["decode", "header"] = "decode"
     #: CPU threads per process (``torch.set_num_threads``); null keeps torch's default.  CPU pixel values
     #: depend on it (float accumulation order), so it is recorded in every image.
-    num_threads: int | None = field(default=None, metadata=POSITIVE)
+    num_threads: int | None = Field(None, ge=1)
 
 
-@dataclass(frozen=True)
-class CollectionConfig:
-    """Wikidata collection (stage 01)."""
+class RetryPolicy(Section):
+    """How requests are sent and retried (the ``collection.http`` section).
+
+    Used for the SPARQL endpoint and the Commons API alike (:mod:`iconicity_utils.sparql`).
+    After a 5xx, a timeout, a dropped connection or a malformed body, failed attempt ``k``
+    (0-based) waits :meth:`backoff` seconds; a ``Retry-After`` (429/503) is honoured instead,
+    up to ``retry_after_cap_s``.
+
+    Attributes:
+        user_agent: a descriptive User-Agent (tool, version, contact), required by Wikimedia.
+        timeout_s: timeout of one request, in seconds.
+        max_retries: retries after the first attempt (``max_retries + 1`` attempts in all).
+        backoff_base_s: first backoff; attempt ``k`` (0-based) waits ``base * 2**k``...
+        backoff_cap_s: ...but never longer than this.
+        retry_after_cap_s: the longest ``Retry-After`` honoured; a server asking for more is an
+            error, not a wait.
+    """
+
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_cap_s: float = Field(60.0, ge=0)
+    retry_after_cap_s: float = Field(300.0, ge=0)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _descriptive(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a descriptive User-Agent is required (tool/version and a contact)")
+        return value
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
+        return min(self.backoff_cap_s, self.backoff_base_s * (2**attempt))
+
+
+class CollectionConfig(Section):
+    """Wikidata collection (stage 01, docs/method.md §1)."""
 
     #: a SPARQL endpoint URL, or ``"local"`` to serve ``snapshot`` with the bundled oxigraph server.
     endpoint: str = "https://query.wikidata.org/sparql"
     snapshot: str | None = None
-    static_classes: list[str] = field(default_factory=lambda: ["Q3305213"])
-    dynamic_classes: list[str] = field(default_factory=lambda: ["Q11424", "Q5398426"])
+    static_classes: list[str] = Field(default_factory=lambda: ["Q3305213"])
+    dynamic_classes: list[str] = Field(default_factory=lambda: ["Q11424", "Q5398426"])
     min_sitelinks: int = 30
-    top_k_static: int = field(default=380, metadata=POSITIVE)
-    top_k_dynamic: int = field(default=387, metadata=POSITIVE)
-    page_size: int = field(default=500, metadata=POSITIVE)
+    top_k_static: Positive = 380
+    top_k_dynamic: Positive = 387
+    page_size: Positive = 500
     #: ``"commons"`` downloads P18 files; ``"synthetic"`` draws labelled stand-ins (demo only).
     reference_images: Literal["commons", "synthetic"] = "commons"
-    image_width: int = field(default=1024, metadata=POSITIVE)
+    image_width: Positive = 1024
     #: folder with one sub-folder of user-provided stills per dynamic slug (relative to data root).
     stills_dir: str = "stills"
-    phash_threshold: int = 18
+    #: stills within this 64-bit pHash Hamming distance of a kept still are dropped (§1.1)
+    phash_threshold: int = Field(PHASH_MAX_DISTANCE, ge=0, le=64)
     use_saved_responses: bool = False
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    #: exponential backoff between retries: ``min(backoff_cap_s, backoff_base_s * 2**attempt)`` seconds.
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 60.0
-    #: the longest ``Retry-After`` (429/503) honoured; a server asking for more is an error, not a wait.
-    retry_after_cap_s: float = 300.0
     #: the MediaWiki API that describes Commons files (``reference_images: commons``).
     commons_api: str = "https://commons.wikimedia.org/w/api.php"
-    user_agent: str = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) SPARQLWrapper"
+    #: User-Agent, timeouts, retries and backoff of every request to the endpoint and Commons.
+    http: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @model_validator(mode="after")
+    def _local_needs_snapshot(self) -> CollectionConfig:
+        if self.endpoint == "local" and not self.snapshot:
+            raise KeyProblem("snapshot", "endpoint 'local' needs a snapshot file")
+        return self
 
 
-@dataclass(frozen=True)
-class PathsConfig:
+class PathsConfig(Section):
     """Where things are read and written, relative to the project root."""
 
     data: str = "data"
@@ -177,21 +229,34 @@ class PathsConfig:
     root: str = ".."
 
 
-@dataclass(frozen=True)
-class StudyConfig:
-    """One run of the study.  Build it with :func:`load_config`."""
+class StudyConfig(Section):
+    """One run of the study.  Build it with :func:`load_config` (or :func:`parse_config`)."""
 
     name: str
     models: list[str]
     encoders: EncoderChoice
     description: str = ""
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    realization: RealizationConfig = field(default_factory=RealizationConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    collection: CollectionConfig = field(default_factory=CollectionConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    #: the config file this came from (set by :func:`load_config`, not a YAML key)
-    source: str | None = field(default=None, metadata={"internal": True})
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    realization: RealizationConfig = Field(default_factory=RealizationConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    #: the config file this came from (set by :func:`parse_config`, not a YAML key)
+    _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, models: list[str]) -> list[str]:
+        if not models:
+            raise ValueError("at least one diffusion model is required")
+        if len(set(models)) != len(models):
+            raise ValueError(f"duplicate model ids in {models}")
+        return models
+
+    @property
+    def source(self) -> str | None:
+        """The config file this came from (None for a config built from a mapping)."""
+        return self._source
 
     # -- derived paths -----------------------------------------------------------------------
     @property
@@ -253,179 +318,54 @@ class StudyConfig:
         return p if p.is_absolute() else self.root / p
 
     def tau_cra(self, kind: str) -> float:
-        """The recognition threshold for a reference kind (``static`` or ``dynamic``)."""
-        if kind == "static":
-            return self.thresholds.tau_cra_static
-        if kind == "dynamic":
-            return self.thresholds.tau_cra_dynamic
-        raise ValueError(f"unknown reference kind {kind!r}; expected 'static' or 'dynamic'")
+        """The recognition threshold for a reference kind (one of ``constants.KINDS``)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown reference kind {kind!r}; expected one of {KINDS}")
+        return getattr(self.thresholds, f"tau_cra_{kind}")
 
-    def with_overrides(self, **sections: dict[str, Any]) -> StudyConfig:
+    # -- copies and records --------------------------------------------------------------------
+    def with_overrides(self, **sections: Any) -> StudyConfig:
         """A copy with some section values replaced, validated like the file itself.
 
-        Example: ``cfg.with_overrides(generation={"n_images": 4})``.
+        Mappings are merged key by key, nested ones too; any other value replaces the key.
+
+        Example: ``cfg.with_overrides(generation={"n_images": 4}, collection={"http": {"max_retries": 0}})``.
         """
-        raw = dataclasses.asdict(self)
-        raw.pop("source")
-        for section, values in sections.items():
-            if isinstance(values, dict) and isinstance(raw.get(section), dict):
-                raw[section] = {**raw[section], **values}
-            else:
-                raw[section] = values
+        raw = _merged(self.model_dump(), sections)
         return parse_config(raw, source=self.source)
 
+    def section_dump(self, *names: str) -> dict[str, Any]:
+        """Some top-level keys as JSON-ready data, e.g. to record them in a table's provenance.
+
+        With no names, the whole config.  ``cfg.section_dump("thresholds", "realization")``.
+
+        Raises:
+            KeyError: a name is not a top-level key of the config.
+        """
+        unknown = [n for n in names if n not in type(self).model_fields]
+        if unknown:
+            raise KeyError(f"unknown config section(s) {unknown}; known: {sorted(type(self).model_fields)}")
+        return self.model_dump(mode="json", include=set(names) if names else None)
+
+
+def _merged(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
 
 # --------------------------------------------------------------------------------------------
-# Generic validation: dataclass + type hints -> checked instance
+# Loading
 # --------------------------------------------------------------------------------------------
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
-        return f"{origin.__name__}[{args}]"
-    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
-
-
-def _coerce(tp: Any, value: Any, key: str, file: str | None) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (lists -> tuples where declared)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in args:
-            try:
-                return _coerce(option, value, key, file)
-            except ConfigError as exc:
-                errors.append(exc.problem)
-        raise ConfigError(file, key, f"expected {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(file, key, f"expected null, got {value!r}")
-    if origin is Literal:
-        if value in args and type(value) is type(args[args.index(value)]):
-            return value
-        raise ConfigError(file, key, f"expected one of {_type_name(tp)}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        return build_dataclass(tp, value, key, file)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(file, key, f"expected a list, got {type(value).__name__} {value!r}")
-        return [_coerce(args[0], v, f"{key}[{i}]", file) for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise ConfigError(file, key, f"expected a list of {len(args)} items, got {value!r}")
-        return tuple(
-            _coerce(a, v, f"{key}[{i}]", file) for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(file, key, f"expected a mapping, got {type(value).__name__} {value!r}")
-        return {
-            _coerce(args[0], k, f"{key}", file): _coerce(args[1], v, f"{key}.{k}", file)
-            for k, v in value.items()
-        }
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - a schema bug, not a user error
-        raise TypeError(f"unsupported annotation {tp!r} for {key}")
-    raise ConfigError(file, key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-
-
-def _check_range(f: dataclasses.Field, value: Any, key: str, file: str | None) -> None:
-    bounds = f.metadata.get("range")
-    if bounds is None or value is None:
-        return
-    lo, hi = bounds
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        where = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ConfigError(file, key, f"value {value!r} is outside {where}")
-
-
-def build_dataclass(cls: type, data: Any, where: str, file: str | None) -> Any:
-    """Build the dataclass ``cls`` from a mapping, checking keys, types and ranges.
-
-    Args:
-        cls: a dataclass type whose fields carry type hints (and optional ``range`` metadata).
-        data: the mapping read from YAML.
-        where: the dotted key path of ``data`` (``""`` at the top level), used in messages.
-        file: the file the mapping came from, used in messages.
-
-    Raises:
-        ConfigError: naming the key and the file, for an unknown key, a missing required key,
-            a wrong type, or a value out of range.
-    """
-    prefix = f"{where}." if where else ""
-    if not isinstance(data, dict):
-        raise ConfigError(file, where or "<top>", f"expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    hints = typing.get_type_hints(cls)
-    for key in data:
-        if key not in fields:
-            raise ConfigError(file, f"{prefix}{key}", f"unknown key; known keys are {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(file, f"{prefix}{name}", "required key is missing")
-            continue
-        value = _coerce(hints[name], data[name], f"{prefix}{name}", file)
-        _check_range(f, value, f"{prefix}{name}", file)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _check_semantics(cfg: StudyConfig, file: str | None) -> None:
-    rows, cols = cfg.realization.grid
-    if rows < 1 or cols < 1:
-        raise ConfigError(file, "realization.grid", f"rows and cols must be >= 1, got {cfg.realization.grid}")
-    if cfg.realization.num_workers < 0:
-        raise ConfigError(file, "realization.num_workers", f"must be >= 0, got {cfg.realization.num_workers}")
-    if cfg.encoders.precision != "fp32" and not cfg.encoders.device.startswith("cuda"):
-        raise ConfigError(
-            file,
-            "encoders.precision",
-            f"{cfg.encoders.precision!r} autocast needs a CUDA device, but encoders.device is "
-            f"{cfg.encoders.device!r}; use 'fp32' on CPU",
-        )
-    if not cfg.models:
-        raise ConfigError(file, "models", "at least one diffusion model is required")
-    if len(set(cfg.models)) != len(cfg.models):
-        raise ConfigError(file, "models", f"duplicate model ids in {cfg.models}")
-    if cfg.collection.endpoint == "local" and not cfg.collection.snapshot:
-        raise ConfigError(file, "collection.snapshot", "endpoint 'local' needs a snapshot file")
-    if not 0 <= cfg.collection.phash_threshold <= 64:
-        raise ConfigError(file, "collection.phash_threshold", "a 64-bit pHash distance lies in [0, 64]")
-
-
-def parse_config(data: dict[str, Any], source: str | Path | None = None) -> StudyConfig:
-    """Validate a mapping as a :class:`StudyConfig`; ``source`` names it in error messages."""
-    file = str(source) if source is not None else None
-    cfg = build_dataclass(StudyConfig, data, "", file)
-    cfg = dataclasses.replace(cfg, source=file)
-    _check_semantics(cfg, file)
-    # Model and encoder ids must exist in the registry: checked here so a typo fails at load.
-    from iconicity_utils import registry
-
-    reg = registry.Registry.for_config(cfg)
+def _check_registry_ids(cfg: StudyConfig, file: str | None) -> None:
+    """Model and encoder ids must exist in the registry: checked at load so a typo fails early."""
+    reg = Registry.for_config(cfg)
     for i, model in enumerate(cfg.models):
         if model not in reg.models:
             raise ConfigError(file, f"models[{i}]", f"unknown model {model!r}; known: {sorted(reg.models)}")
@@ -435,6 +375,19 @@ def parse_config(data: dict[str, Any], source: str | Path | None = None) -> Stud
             raise ConfigError(
                 file, f"encoders.{role}", f"unknown encoder {enc!r}; known: {sorted(reg.encoders)}"
             )
+
+
+def parse_config(data: dict[str, Any], source: str | Path | None = None) -> StudyConfig:
+    """Validate a mapping as a :class:`StudyConfig`; ``source`` names it in error messages.
+
+    Raises:
+        ConfigError: naming the key and the file, for an unknown or missing key, a wrong type,
+            a value out of range, or a model / encoder id the registry does not know.
+    """
+    file = str(source) if source is not None else None
+    cfg = validate(StudyConfig, data, file)
+    cfg._source = file
+    _check_registry_ids(cfg, file)
     return cfg
 
 

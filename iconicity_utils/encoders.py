@@ -39,14 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from iconicity_utils.constants import POOLS, PRECISIONS
 from iconicity_utils.registry import EncoderSpec, Registry, is_local
 
 __all__ = [
     "Encoder",
     "EncoderLoadError",
     "EncoderError",
-    "POOLS",
-    "PRECISIONS",
     "load_encoder",
     "describe_encoder",
     "effective_pool",
@@ -56,11 +55,6 @@ __all__ = [
     "pool_tokens",
     "file_digest",
 ]
-
-#: how a timm encoder turns ``forward_features`` tokens into one embedding
-POOLS = ("mean_all", "cls")
-#: encoder precision: fp32, or CUDA autocast in fp16 / bf16
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class EncoderLoadError(RuntimeError):
@@ -261,7 +255,7 @@ class Encoder:
         """``cells="tokens"``: one forward pass, patch tokens average-pooled into a rows x cols grid.
 
         Returns L2-normalised float32 ``(B, rows*cols, D)``, cells in row-major order (as
-        :func:`iconicity_utils.realization.grid_boxes`).  Prefix tokens (CLS, registers) are left out.
+        :func:`iconicity_utils.images.grid_boxes`).  Prefix tokens (CLS, registers) are left out.
         """
         import torch
         import torch.nn.functional as F
@@ -552,7 +546,7 @@ def embed_images(
 ) -> np.ndarray:
     """Embed whole images (paths or PIL images) in batches: ``(N, D)`` L2-normalised float32.
 
-    A convenience for small sets and tests; :mod:`iconicity_utils.embeddings` is the cached,
+    A convenience for small sets and tests; :mod:`iconicity_utils.features` is the cached,
     parallel path that scoring uses.
 
     Raises:

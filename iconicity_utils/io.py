@@ -1,10 +1,16 @@
 """Atomic writes, tables with provenance, and the record of what ran.
 
 Every output of the study is written atomically (a temporary file in the same folder, then
-``os.replace``), so a crash never leaves a half-written file under the final name.  Tables carry
-provenance: a ``provenance`` JSON in the parquet schema metadata (config, package versions,
-what ran) and, for stand-in runs, a ``note`` column reading
-:data:`~iconicity_utils.registry.STANDIN_LABEL` on every row.
+``os.replace``), so a crash never leaves a half-written file under the final name.  The file gets
+the usual permissions of a new file (``0o666`` less the process umask), not the owner-only
+``0o600`` of a temporary file, so tables, figures and images can be read by others (a web server,
+a colleague).  Tables carry provenance: a ``provenance`` JSON in the parquet schema metadata
+(config, package versions, what ran) and, for stand-in runs, a ``note`` column reading
+:data:`~iconicity_utils.constants.STANDIN_LABEL` on every row.
+
+This module imports only :mod:`~iconicity_utils.constants` and :mod:`~iconicity_utils.registry`
+from the package (whether a config is a stand-in run is the registry's
+:func:`~iconicity_utils.registry.is_standin_config`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from iconicity_utils.registry import STANDIN_LABEL
+from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.registry import is_standin_config
 
 __all__ = [
     "atomic_path",
+    "new_file_mode",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -33,7 +41,6 @@ __all__ = [
     "package_versions",
     "provenance",
     "utc_now",
-    "is_standin_config",
 ]
 
 TRACKED_PACKAGES = (
@@ -52,6 +59,33 @@ TRACKED_PACKAGES = (
 )
 
 
+def _read_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # elsewhere: set and restore, once, at import
+    os.umask(old)
+    return old
+
+
+#: the umask when the package was imported
+_UMASK = _read_umask()
+
+
+def new_file_mode(directory: bool = False) -> int:
+    """The permissions a new file (``0o666``) or folder (``0o777``) gets under the umask.
+
+    :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` create owner-only files (``0o600``) and
+    folders (``0o700``); outputs made through them are given this mode before they are renamed.
+    """
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
 def utc_now() -> str:
     """The current UTC time, ISO 8601 with a ``Z``."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -61,7 +95,8 @@ def utc_now() -> str:
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    The file then has the permissions of :func:`new_file_mode` (readable by others under the
+    usual umask 022).  On an exception the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +107,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, new_file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -117,13 +153,6 @@ def _git_commit(root: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() or None
-
-
-def is_standin_config(cfg) -> bool:
-    """Whether any model or encoder a config uses is a random-weight stand-in (derived, not a flag)."""
-    from iconicity_utils.standins import standins_for_config
-
-    return bool(standins_for_config(cfg)) or cfg.collection.reference_images == "synthetic"
 
 
 def provenance(cfg=None, **extra: Any) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from iconicity_utils.config import StudyConfig, load_config
-from iconicity_utils.io import is_standin_config
-from iconicity_utils.registry import PROJECT_ROOT, STANDIN_LABEL
+from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.registry import PROJECT_ROOT, is_standin_config
 
 __all__ = ["setup", "resolve_config_path"]
 

@@ -11,6 +11,13 @@ folder, so it is opened by exactly the same ``from_pretrained`` call as a hub id
 Source rule: a ``source`` that starts with ``.``, ``/`` or ``~`` is a local path (relative paths
 are relative to the project root); anything else is a hub id.
 
+Entries are validated like study configs (:mod:`iconicity_utils.schema`): an unknown key, a wrong
+type or a missing required key raises :class:`~iconicity_utils.schema.ConfigError` naming the
+registry file and the key (``models.sd15.steps``).  :func:`is_standin_config` says whether a study
+config uses any stand-in (it is derived from the registry, never a flag).  This module imports only
+:mod:`~iconicity_utils.constants` and :mod:`~iconicity_utils.schema` from the package, so that
+:mod:`iconicity_utils.config` can check model ids against it.
+
 Example:
     >>> from iconicity_utils import registry
     >>> registry.list_models()                  # doctest: +SKIP
@@ -19,16 +26,15 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field
 
-from iconicity_utils.config import ConfigError, build_dataclass
-
-if TYPE_CHECKING:
-    from iconicity_utils.config import StudyConfig
+from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.schema import ConfigError, Positive, Section, validate
 
 __all__ = [
     "ModelSpec",
@@ -39,30 +45,27 @@ __all__ = [
     "get_model",
     "get_encoder",
     "STANDIN_LABEL",
+    "is_standin_config",
     "load_pipeline",
 ]
-
-#: The words every table and figure made by a stand-in carries.
-STANDIN_LABEL = "random-weight stand-in models: not scientific results"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DTYPES = ("float32", "float16", "bfloat16")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(Section):
     """A diffusion model, loaded with ``DiffusionPipeline.from_pretrained``."""
 
     name: str
     pipeline: str  # diffusers pipeline class name, e.g. "StableDiffusionPipeline"
-    steps: int
+    steps: Positive
     guidance: float
-    height: int
-    width: int
+    height: Positive
+    width: Positive
     source: str | None = None  # hub id or local path; stand-ins: derived
     revision: str | None = None
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
     variant: str | None = None  # diffusers weight variant, e.g. "fp16"
     scheduler: str | None = None  # diffusers scheduler class to swap in; None keeps the model's own
     max_sequence_length: int | None = None
@@ -74,8 +77,7 @@ class ModelSpec:
         return self.standin is not None
 
 
-@dataclass(frozen=True)
-class EncoderSpec:
+class EncoderSpec(Section):
     """An image encoder producing L2-normalised float32 embeddings.
 
     ``backend``:
@@ -92,8 +94,8 @@ class EncoderSpec:
     weights: str | None = None
     revision: str | None = None
     model_config_dir: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    image_size: int | None = Field(None, ge=1)
     standin: dict[str, Any] | None = None
     notes: str = ""
 
@@ -127,7 +129,8 @@ class Registry:
         return cls(models=models, encoders=encoders, root=root, standins_dir=sdir)
 
     @classmethod
-    def for_config(cls, cfg: StudyConfig) -> Registry:
+    def for_config(cls, cfg: Any) -> Registry:
+        """The registry of a study config's project root, with its ``paths.standins`` folder."""
         return cls.load(cfg.root, cfg.paths.standins)
 
     def model(self, name: str) -> ModelSpec:
@@ -139,6 +142,20 @@ class Registry:
         if name not in self.encoders:
             raise KeyError(f"unknown encoder {name!r}; known encoders: {sorted(self.encoders)}")
         return self.encoders[name]
+
+    def standins_for(self, cfg: Any) -> list[ModelSpec | EncoderSpec]:
+        """The stand-in entries among the models and encoders a study config uses.
+
+        Raises:
+            KeyError: the config names a model or encoder this registry does not know.
+        """
+        specs: list[ModelSpec | EncoderSpec] = [self.model(m) for m in cfg.models]
+        specs += [
+            self.encoder(e)
+            for e in (cfg.encoders.recognition, cfg.encoders.realization, cfg.encoders.copy_detection)
+            if e is not None
+        ]
+        return [s for s in specs if s.is_standin]
 
     def standin_path(self, name: str) -> Path:
         return self.standins_dir / name
@@ -159,7 +176,19 @@ class Registry:
         return str(p if p.is_absolute() else (self.root / p).resolve())
 
 
-def _load_entries(path: Path, top: str, cls: type) -> dict[str, Any]:
+def is_standin_config(cfg: Any) -> bool:
+    """Whether a study config's outputs are stand-in outputs (derived, not a flag).
+
+    True when any model or encoder it uses is a random-weight stand-in, or its reference images
+    are synthetic (``collection.reference_images: synthetic``).  Such outputs carry
+    :data:`STANDIN_LABEL`.
+    """
+    if cfg.collection.reference_images == "synthetic":
+        return True
+    return bool(Registry.for_config(cfg).standins_for(cfg))
+
+
+def _load_entries(path: Path, top: str, cls: type[ModelSpec] | type[EncoderSpec]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"registry file not found: {path}")
     try:
@@ -175,11 +204,11 @@ def _load_entries(path: Path, top: str, cls: type) -> dict[str, Any]:
     for name, entry in entries.items():
         if not isinstance(entry, dict):
             raise ConfigError(path, f"{top}.{name}", "expected a mapping")
-        spec = build_dataclass(cls, {"name": name, **entry}, f"{top}.{name}", str(path))
+        if "name" in entry:
+            raise ConfigError(path, f"{top}.{name}.name", "unknown key; the entry's name is its key")
+        spec = validate(cls, {"name": name, **entry}, path, f"{top}.{name}")
         if spec.source is None and spec.standin is None:
             raise ConfigError(path, f"{top}.{name}.source", "give a hub id / local path, or a standin block")
-        if getattr(spec, "dtype", "float32") not in DTYPES:  # pragma: no cover - Literal catches it
-            raise ConfigError(path, f"{top}.{name}.dtype", f"expected one of {DTYPES}")
         out[name] = spec
     return out
 

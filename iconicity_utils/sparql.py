@@ -9,7 +9,7 @@ Three jobs, one per section:
   server that asks for more than ``retry_after_cap_s`` is an error, never ignored: the Wikidata
   Query Service bans clients that ignore it).  Other 4xx are not retried.  The final error,
   :class:`RequestFailed`, names the endpoint, the HTTP status and the query (or request) name.
-  The Commons client of :mod:`iconicity_utils.collection` uses the same policy.
+  The Commons client of :mod:`iconicity_utils.reference_images` uses the same policy.
 - **SPARQL over HTTP** (:class:`SparqlClient`): SPARQLWrapper, exactly as against the Wikidata
   Query Service; every response is checked to be SPARQL-JSON before it is returned, so a
   truncated answer (oxigraph answers 200 and then breaks off when a query fails half-way) is a
@@ -46,9 +46,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from iconicity_utils.config import RetryPolicy
 
 __all__ = [
     "PREFIXES",
@@ -139,48 +140,8 @@ def prefix_block() -> str:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How requests are sent and retried.
-
-    Attributes:
-        user_agent: a descriptive User-Agent (tool, version, contact), required by Wikimedia.
-        timeout_s: timeout of one request, in seconds.
-        max_retries: retries after the first attempt (``max_retries + 1`` attempts in all).
-        backoff_base_s: first backoff; attempt ``k`` (0-based) waits ``base * 2**k``...
-        backoff_cap_s: ...but never longer than this.
-        retry_after_cap_s: the longest ``Retry-After`` honoured; longer is an error.
-    """
-
-    user_agent: str
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 60.0
-    retry_after_cap_s: float = 300.0
-
-    def __post_init__(self) -> None:
-        if not self.user_agent or not self.user_agent.strip():
-            raise ValueError("a descriptive User-Agent is required (tool/version and a contact)")
-        if self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_base_s < 0 or self.backoff_cap_s < 0:
-            raise ValueError(f"invalid retry policy {self}")
-
-    @classmethod
-    def from_config(cls, cfg) -> RetryPolicy:
-        """The policy of a study config's ``collection`` section."""
-        c = cfg.collection
-        return cls(
-            user_agent=c.user_agent,
-            timeout_s=c.timeout_s,
-            max_retries=c.max_retries,
-            backoff_base_s=c.backoff_base_s,
-            backoff_cap_s=c.backoff_cap_s,
-            retry_after_cap_s=c.retry_after_cap_s,
-        )
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
-        return min(self.backoff_cap_s, self.backoff_base_s * (2**attempt))
+# RetryPolicy (user agent, timeout, retries, backoff) is the ``collection.http`` config section,
+# defined with the other sections in iconicity_utils.config and re-exported here.
 
 
 class RequestFailed(RuntimeError):

@@ -4,7 +4,7 @@ No weights can be downloaded in the offline workplace, so the demo and the tests
 with random weights.  Each is built from a config with a fixed seed and saved with
 ``save_pretrained`` / ``state_dict`` into ``<paths.standins>/<name>/``; the loaders then open that
 folder exactly as they would open a hub id.  **Nothing a stand-in produces is a scientific
-result** (see :data:`iconicity_utils.registry.STANDIN_LABEL`).
+result** (see :data:`iconicity_utils.constants.STANDIN_LABEL`).
 
 Builders (named by ``standin.builder`` in the registry):
 
@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from iconicity_utils.io import new_file_mode
 from iconicity_utils.registry import EncoderSpec, ModelSpec, Registry
 
 __all__ = ["build_standin", "build_for_config", "clip_tokenizer", "STAMP", "BUILDERS"]
@@ -228,9 +229,7 @@ BUILDERS: dict[str, Callable[..., None]] = {
 
 def _fingerprint(spec: ModelSpec | EncoderSpec) -> str:
     """What determines a stand-in's weights: the builder params and the architecture fields."""
-    import dataclasses
-
-    fields = dataclasses.asdict(spec)
+    fields = spec.model_dump()
     fields.pop("notes", None)
     blob = json.dumps({"format": FORMAT_VERSION, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -289,6 +288,7 @@ def build_standin(spec: ModelSpec | EncoderSpec, registry: Registry, force: bool
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=target.parent))
     try:
+        os.chmod(tmp, new_file_mode(directory=True))  # mkdtemp makes it owner-only (0o700)
         with _quiet():
             BUILDERS[builder_name](spec, params, tmp, registry)
         (tmp / STAMP).write_text(
@@ -313,15 +313,8 @@ def build_standin(spec: ModelSpec | EncoderSpec, registry: Registry, force: bool
 
 
 def standins_for_config(cfg) -> list[ModelSpec | EncoderSpec]:
-    """The stand-in registry entries a study config uses."""
-    reg = Registry.for_config(cfg)
-    specs: list[ModelSpec | EncoderSpec] = [reg.model(m) for m in cfg.models]
-    specs += [
-        reg.encoder(e)
-        for e in (cfg.encoders.recognition, cfg.encoders.realization, cfg.encoders.copy_detection)
-        if e is not None
-    ]
-    return [s for s in specs if s.is_standin]
+    """The stand-in registry entries a study config uses (:meth:`Registry.standins_for`)."""
+    return Registry.for_config(cfg).standins_for(cfg)
 
 
 def build_for_config(cfg, force: bool = False) -> list[Path]:

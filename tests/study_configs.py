@@ -9,6 +9,16 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _merged(base: dict, updates: dict) -> dict:
+    out = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT, **sections):
     """Write ``folder/configs/<name>.yaml`` and load it.
 
@@ -16,7 +26,8 @@ def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT,
     ``folder`` (tests never touch the repository's outputs), stand-ins from the repository's
     ``.cache/standins`` (built once per session) and the project root ``root`` (the registry is
     read from ``root/configs``).  ``sections`` are merged into the YAML sections
-    (``generation={"n_images": 1}``); a non-mapping value replaces the key.
+    (``generation={"n_images": 1}``), nested mappings too (``collection={"http": {"max_retries": 0}}``);
+    a non-mapping value replaces the key.
     """
     from iconicity_utils.config import load_config
 
@@ -31,11 +42,7 @@ def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT,
         "root": str(root),
     }
     data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+    data = _merged(data, sections)
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     path = folder / "configs" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -506,7 +506,7 @@ def test_unloadable_weights_name_the_id_and_cause_and_keep_finished_images(tmp_p
 def test_failing_pipeline_calls_are_counted_and_the_cli_exits_nonzero(tmp_path):
     cfg = write_study(tmp_path, n_refs=2, n_images=1, batch_size=1)
     reg = Registry.for_config(cfg)
-    bad = dataclasses.replace(reg.model("tiny-sd-a"), height=60)  # SD needs multiples of 8
+    bad = reg.model("tiny-sd-a").model_copy(update={"height": 60})  # SD needs multiples of 8
     reg = dataclasses.replace(reg, models={**reg.models, "tiny-sd-a": bad})
     summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False, registry=reg)
     assert (summary.total, summary.done, summary.failed) == (2, 0, 2)

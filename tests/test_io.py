@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import matplotlib
 
@@ -63,3 +65,40 @@ def test_standin_figures_say_so_on_their_face(tmp_path, demo_cfg, repo_root):
     plotting.save_figure(fig2, tmp_path / "paper.png", load_config(repo_root / "configs" / "paper.yaml"))
     assert not any(STANDIN_LABEL in t.get_text() for t in fig2.texts)
     plt.close("all")
+
+
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def test_outputs_are_readable_with_the_usual_umask_permissions(tmp_path, demo_cfg):
+    """Temporary files are owner-only (0o600); the renamed output has the umask's permissions."""
+    expected = 0o666 & ~_umask()
+    paths = [
+        io.write_table(pd.DataFrame({"x": [1]}), tmp_path / "t.parquet", demo_cfg),
+        io.atomic_write_text(tmp_path / "notes.txt", "hello\n"),
+        io.atomic_write_json(tmp_path / "record.json", {"v": 1}),
+        io.atomic_write_bytes(tmp_path / "sub" / "blob.bin", b"\x00\x01"),
+    ]
+    fig, _ = plt.subplots()
+    paths.append(plotting.save_figure(fig, tmp_path / "figure.png", standin=False))
+    plt.close(fig)
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path.name
+
+
+def test_new_file_mode_follows_the_umask():
+    umask = _umask()
+    assert io.new_file_mode() == 0o666 & ~umask
+    assert io.new_file_mode(directory=True) == 0o777 & ~umask
+
+
+def test_standin_folder_is_readable(tmp_path, repo_root):
+    from iconicity_utils.registry import Registry
+    from iconicity_utils.standins import build_standin
+
+    reg = Registry.load(repo_root, standins_dir=tmp_path / "standins")
+    folder = build_standin(reg.encoder("tiny-sscd"), reg)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_umask()  # not mkdtemp's 0o700

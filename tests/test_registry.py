@@ -81,3 +81,25 @@ def test_unloadable_model_names_id_and_cause(tmp_path):
     )
     with pytest.raises(RuntimeError, match="could not load diffusion model 'ghost'.*no-such-model"):
         registry.load_pipeline(spec, reg)
+
+
+def test_registry_entries_are_strict(tmp_path):
+    root = _registry_dir(
+        tmp_path, "models:\n  m: {pipeline: P, steps: true, guidance: 1, height: 8, width: 8, source: x}\n"
+    )
+    with pytest.raises(ConfigError, match="models.m.steps.*expected int"):
+        Registry.load(root)
+
+
+def test_standins_are_derived_from_the_registry(demo_cfg, repo_root):
+    from iconicity_utils.config import load_config
+
+    reg = Registry.for_config(demo_cfg)
+    names = [s.name for s in reg.standins_for(demo_cfg)]
+    assert names == ["tiny-sd-a", "tiny-sd-b", "tiny-clip", "tiny-dino", "tiny-sscd"]
+    assert registry.is_standin_config(demo_cfg)
+    paper = load_config(repo_root / "configs" / "paper.yaml")
+    assert Registry.for_config(paper).standins_for(paper) == []
+    assert not registry.is_standin_config(paper)
+    assert registry.is_standin_config(paper.with_overrides(collection={"reference_images": "synthetic"}))
+    assert registry.STANDIN_LABEL == "random-weight stand-in models: not scientific results"

@@ -286,9 +286,11 @@ def test_policy_requires_a_user_agent():
 
 
 def test_policy_from_config(demo_cfg):
-    p = sparql.RetryPolicy.from_config(demo_cfg)
-    assert p.user_agent == demo_cfg.collection.user_agent
-    assert p.max_retries == demo_cfg.collection.max_retries
+    p = demo_cfg.collection.http
+    assert isinstance(p, sparql.RetryPolicy)
+    assert p.user_agent == sparql.RetryPolicy().user_agent  # the demo keeps the package's User-Agent
+    assert (p.timeout_s, p.max_retries, p.backoff_base_s, p.backoff_cap_s) == (30.0, 3, 0.5, 5.0)
+    assert p.retry_after_cap_s == 30.0
 
 
 # ---- the local oxigraph server --------------------------------------------------------------------
