@@ -1,4 +1,8 @@
-"""Stage 01: collect the cultural references from Wikidata, and their reference images.
+"""Stage 01: collect the cultural references from Wikidata, and their reference images (docs/method.md §1).
+
+This module is the querying side of the stage and its front door; the image side (synthetic
+stand-ins, Commons downloads, user stills, pHash dedup, the per-image table) is
+:mod:`iconicity_utils.reference_images`.
 
 One front door, :func:`collect_references` (and ``python -m iconicity_utils.collection --config
 configs/demo.yaml [--use-saved-responses]``).  It:
@@ -15,8 +19,9 @@ configs/demo.yaml [--use-saved-responses]``).  It:
    complete run (one with a ``manifest.json``) without any network, and refuses a saved
    response whose query text differs from the one the config now produces;
 3. builds the references table and writes it with :func:`iconicity_utils.io.write_table`;
-4. puts the reference images in place (``cfg.reference_dir(kind, slug)``) and writes a per-image
-   table.
+4. puts the reference images in place (``cfg.reference_dir(kind, slug)``) with
+   :func:`iconicity_utils.reference_images.collect_reference_images` and writes the per-image
+   table beside the references table.
 
 Queries
 -------
@@ -67,20 +72,19 @@ References table (``cfg.references_table``), one row per reference
 ``note``           the stand-in label, for synthetic-image configs (added by ``write_table``)
 =================  ==========================================================================
 
-The per-image table ``<data>/processed/reference_images.parquet`` has one row per candidate
-image: ``qid, slug, kind, file, path`` (the kept copy in ``reference_dir``, or None),
-``source_path``, ``status`` (``kept``, ``duplicate``, ``unreadable``, ``failed``), ``phash``,
-``duplicate_of``, ``hamming``, ``width, height, source_url, licence, author, standin, error``.
+``n_before`` ... ``reference_dir`` are filled by :mod:`iconicity_utils.reference_images`, which
+also describes the per-image table ``<data>/processed/reference_images.parquet``.
 
-Edge cases (each has a test in ``tests/test_collection.py``)
-------------------------------------------------------------
+Edge cases (each has a test in ``tests/test_collection.py`` or ``tests/test_reference_images.py``)
+-------------------------------------------------------------------------------------------------
 - **Shared titles** (Manet's *Olympia* and Riefenstahl's *Olympia*): both are kept; every
   reference whose base slug is shared gets ``_<qid>`` appended (``olympia_q737062``), so slugs
   are unique and never depend on which work came first.  ``title_shared`` marks them.
 - **Hostile labels** (unicode, ``/``, ``..``, leading dots, quotes, braces, newlines): slugs keep
-  only ``[a-z0-9_]``, so a slug is one path component; :func:`reference_dir_checked` also
-  verifies that the resolved folder lies inside the data folder.  A label that slugs to nothing
-  (e.g. ``七人の侍``) gets its QID as slug.  In queries, labels are escaped literals.
+  only ``[a-z0-9_]``, so a slug is one path component;
+  :func:`~iconicity_utils.reference_images.reference_dir_checked` also verifies that the resolved
+  folder lies inside the data folder.  A label that slugs to nothing (e.g. ``七人の侍``) gets its
+  QID as slug.  In queries, labels are escaped literals.
 - **Missing optional fields** (creator, date, image, description, depicts/genre/main subject):
   None or an empty list; never an error.  A dynamic reference without P18 is normal.
 - **No English label**: the base prompt is the English title, so the item is skipped and listed
@@ -90,41 +94,17 @@ Edge cases (each has a test in ``tests/test_collection.py``)
 - **Malformed or truncated JSON**: retried as a transient failure, then a clear
   :class:`~iconicity_utils.sparql.RequestFailed` naming endpoint, status, query and the JSON
   error; the previous table, images and raw runs are left as they were.
-
-Reference images
-----------------
-- ``reference_images: synthetic`` (demo): deterministic, labelled stand-ins drawn per slug
-  (seeded gradients and shapes; a palette per reference).  Static: one image.  Dynamic: four
-  distinct stills plus one re-compressed, resized copy of a still (a near-duplicate that pHash
-  dedup removes), written to ``<data>/<stills_dir>/<slug>/``.  They carry PNG text (JPEG comment)
-  ``iconicity:standin`` and ``standin = True`` in the image table.
-- ``reference_images: commons`` (paper): the P18 file is looked up through the Commons API
-  (``collection.commons_api``, ``prop=imageinfo&iiprop=url|extmetadata&iiurlwidth=<image_width>``),
-  whose answer is saved under ``<data>/raw/commons/``; the scaled file is downloaded with the same
-  retry policy into ``reference_dir`` as ``p18_<key><ext>`` (the key hashes file name and width);
-  source URL, licence and author are recorded.  A file already in place is reused (resume); a
-  download that does not decode is moved to ``<data>/raw/commons/unreadable/``.
-- **Dynamic stills are provided by you**: put the stills of each film or series into
-  ``<data>/<stills_dir>/<slug>/`` (e.g. ``data/paper/stills/the_godfather/``), any of PNG, JPEG,
-  WebP, ...; the paper took 10-20 image-search results per title (``"<title> film still"``),
-  which this project does not scrape.  Run stage 01 once to learn the slugs (the folders that
-  are missing are listed in the report), fill the folders, and run it again
-  (``--use-saved-responses`` reuses the same Wikidata answers).  Stills are deduplicated in
-  file-name order: an image is dropped when its pHash is within ``phash_threshold`` (18) of an
-  image already kept (:func:`iconicity_utils.images.dedup_phash`).
-- A corrupt or unreadable image is reported by path (status ``unreadable``) and skipped; it is
-  never fatal to the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
-import html
+import itertools
 import json
 import re
-import shutil
 import sys
 import time
 import unicodedata
@@ -135,16 +115,21 @@ from pathlib import Path
 from typing import Any
 
 from iconicity_utils import sparql
-from iconicity_utils.images import dedup_phash, list_images, open_rgb, phash
-from iconicity_utils.io import atomic_path, atomic_write_bytes, atomic_write_json, utc_now, write_table
+from iconicity_utils.constants import KINDS
+from iconicity_utils.io import atomic_write_json, utc_now, write_table
+from iconicity_utils.reference_images import (
+    SLUG_RE,
+    STATUSES,
+    collect_reference_images,
+    images_table_path,
+    none_for_missing,
+    type_image_columns,
+)
 
 __all__ = [
-    "KINDS",
     "REFERENCE_COLUMNS",
-    "IMAGE_COLUMNS",
     "collect_references",
     "query_references",
-    "collect_reference_images",
     "candidates_query",
     "properties_query",
     "homonyms_query",
@@ -156,21 +141,15 @@ __all__ = [
     "clean_label",
     "slugify",
     "assign_slugs",
-    "reference_dir_checked",
     "RawRecorder",
     "ReplayClient",
     "SavedResponseError",
     "open_endpoint",
-    "synthetic_image",
-    "CommonsClient",
-    "images_table_path",
     "report_path",
     "plot_distributions",
-    "plot_reference_examples",
     "main",
 ]
 
-KINDS = ("static", "dynamic")
 ENTITY = sparql.PREFIXES["wd"]
 WDT = sparql.PREFIXES["wdt"]
 COMMONS_FILEPATH = "commons.wikimedia.org/wiki/Special:FilePath/"
@@ -217,34 +196,6 @@ REFERENCE_COLUMNS = [
     "n_removed",
     "reference_dir",
 ]
-IMAGE_COLUMNS = [
-    "qid",
-    "slug",
-    "kind",
-    "file",
-    "path",
-    "source_path",
-    "status",
-    "phash",
-    "duplicate_of",
-    "hamming",
-    "width",
-    "height",
-    "source_url",
-    "licence",
-    "author",
-    "standin",
-    "error",
-]
-
-SYNTHETIC_STILLS = 4  # distinct stills per dynamic reference (plus one near-duplicate)
-SYNTHETIC_LICENCE = "CC0-1.0 (synthetic stand-in drawn by iconicity_utils.collection)"
-SYNTHETIC_AUTHOR = "iconicity_utils.collection (synthetic stand-in, not the real work)"
-
-
-def images_table_path(cfg) -> Path:
-    """Where the per-image table goes: ``<data>/processed/reference_images.parquet``."""
-    return cfg.path("data", "processed", "reference_images.parquet")
 
 
 def report_path(cfg) -> Path:
@@ -261,7 +212,6 @@ _DISAMBIGUATOR = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = {'"': '"', "'": "'", "“": "”", "«": "»", "„": "“", "‘": "’"}
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_]*")
 SLUG_MAX = 80
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 
@@ -289,8 +239,9 @@ def slugify(text: str, qid: str) -> str:
 
     Runs of ``_`` collapse; ``_`` and ``.`` are stripped from the ends; at most 80 characters; an
     empty result is the QID in lower case (``q1056853``); a Windows device name (``con``, ``nul``,
-    ...) gets ``_<qid>`` appended.  The result matches ``[a-z0-9][a-z0-9_]*``: one path component
-    that is never ``.`` or ``..`` and never hidden.
+    ...) gets ``_<qid>`` appended.  The result matches ``[a-z0-9][a-z0-9_]*``
+    (:data:`~iconicity_utils.reference_images.SLUG_RE`): one path component that is never ``.``
+    or ``..`` and never hidden.
     """
     sparql.qid(qid)
     out = []
@@ -327,28 +278,6 @@ def assign_slugs(labels: Sequence[str], qids: Sequence[str]) -> list[str]:
             return slugs
         slugs = [f"{s}_{q.lower()}" if s in clashes else s for s, q in zip(slugs, qids, strict=True)]
     raise ValueError(f"could not make slugs unique: {sorted(clashes)}")  # pragma: no cover
-
-
-def reference_dir_checked(cfg, kind: str, slug: str) -> Path:
-    """``cfg.reference_dir(kind, slug)`` after checking that it cannot leave the data folder."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown reference kind {kind!r}; expected one of {KINDS}")
-    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
-        raise ValueError(f"unsafe slug {slug!r}: a slug must match [a-z0-9][a-z0-9_]*")
-    folder = cfg.reference_dir(kind, slug)
-    data = cfg.data_dir.resolve()
-    if not folder.resolve().is_relative_to(data):
-        raise ValueError(f"reference folder {folder} lies outside the data folder {data}")
-    return folder
-
-
-def _stills_dir_checked(cfg, slug: str) -> Path:
-    if not SLUG_RE.fullmatch(slug):
-        raise ValueError(f"unsafe slug {slug!r}")
-    folder = cfg.path("data", cfg.collection.stills_dir, slug)
-    if not folder.resolve().is_relative_to(cfg.data_dir.resolve()):
-        raise ValueError(f"stills folder {folder} lies outside the data folder {cfg.data_dir}")
-    return folder
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,6 +462,12 @@ class ItemValues:
     def get(self, pid: str) -> list[tuple[str, str | None]]:
         return self.values.get(pid, [])
 
+    def merge(self, other: ItemValues) -> None:
+        """Add the values of ``other`` (another page of the same item), keeping order, no repeats."""
+        for pid, pairs in other.values.items():
+            bucket = self.values.setdefault(pid, [])
+            bucket.extend(p for p in pairs if p not in bucket)
+
 
 def parse_properties(data: dict[str, Any], name: str = "properties") -> dict[str, ItemValues]:
     """A properties response as ``{qid: ItemValues}``; values keep response order, no repeats.
@@ -668,18 +603,15 @@ def build_references_table(
     return _typed(df[REFERENCE_COLUMNS])
 
 
-def _none_for_missing(values):
-    """An object column with None (not NaN) for missing values, as parquet should store them."""
-    values = values.astype(object)
-    return values.where(values.notna(), None)
-
-
 def _typed(df):
-    """Fix the column dtypes of a references table (so an empty table has the same schema)."""
+    """Fix the column dtypes of a references table (so an empty table has the same schema).
+
+    The image columns are typed by :func:`~iconicity_utils.reference_images.type_image_columns`.
+    """
     import pandas as pd
 
     df = df.copy()
-    for col in ("year", "label_homonyms", "n_before", "n_kept", "n_removed"):
+    for col in ("year", "label_homonyms"):
         df[col] = pd.array(list(df[col]), dtype="Int64") if len(df) else pd.array([], dtype="Int64")
     for col in ("rank", "sitelinks"):
         df[col] = df[col].astype("int64")
@@ -695,10 +627,9 @@ def _typed(df):
         "image_file",
         "image_url",
         "description",
-        "reference_dir",
     ):
-        df[col] = _none_for_missing(df[col])
-    return df.reset_index(drop=True)
+        df[col] = none_for_missing(df[col])
+    return type_image_columns(df)
 
 
 # --------------------------------------------------------------------------------------------
@@ -861,6 +792,82 @@ def _check_paging(rows: list, previous: list | None, name: str, client) -> None:
         )
 
 
+def _paged(
+    client, prefix: str, query: Callable[[int, int], str], page_size: int, report
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Select ``<prefix>_pNNN`` page after page (``query(limit, offset)``); yield ``(name, data)``.
+
+    Paging ends after a short page; a page identical to the one before is an error.
+    """
+    previous: list | None = None
+    for page in itertools.count():
+        name = f"{prefix}_p{page:03d}"
+        data = client.select(name, query(page_size, page * page_size))
+        report["queries"] += 1
+        rows = _bindings(data, name)
+        _check_paging(rows, previous, name, client)
+        yield name, data
+        if len(rows) < page_size:
+            return
+        previous = rows
+
+
+def _select_candidates(client, cfg, kind: str, report, log) -> list[Candidate]:
+    """The ``top_k_<kind>`` most linked items with an English label, in rank order.
+
+    Items without one are skipped, listed in ``report["skipped"]`` and logged.
+    """
+    c = cfg.collection
+    classes = _kind_classes(cfg, kind)
+    top_k = c.top_k_static if kind == "static" else c.top_k_dynamic
+    query = functools.partial(candidates_query, classes, c.min_sitelinks, require_image=kind == "static")
+    chosen: list[Candidate] = []
+    seen: set[str] = set()
+    for name, data in _paged(client, f"candidates_{kind}", query, c.page_size, report):
+        for cand in parse_candidates(data, kind, classes, c.min_sitelinks, name):
+            if cand.qid in seen or len(chosen) >= top_k:
+                continue
+            seen.add(cand.qid)
+            if cand.label is None or not clean_label(cand.label):
+                reason = "no English label" if cand.label is None else "empty English label"
+                report["skipped"].append({"qid": cand.qid, "kind": kind, "reason": reason})
+                log(f"skipped {cand.qid} ({kind}): {reason}; the base prompt is the English title")
+                continue
+            chosen.append(cand)
+        if len(chosen) >= top_k:
+            break
+    return chosen
+
+
+def _query_properties(client, cfg, qids: list[str], report) -> dict[str, ItemValues]:
+    """The :data:`PROPERTIES` values of ``qids``, asked for :data:`VALUES_CHUNK` items at a time."""
+    properties: dict[str, ItemValues] = {}
+    for chunk_no, start in enumerate(range(0, len(qids), VALUES_CHUNK)):
+        query = functools.partial(properties_query, qids[start : start + VALUES_CHUNK])
+        pages = _paged(client, f"properties_c{chunk_no:03d}", query, cfg.collection.page_size, report)
+        for name, data in pages:
+            for qid, vals in parse_properties(data, name).items():
+                properties.setdefault(qid, ItemValues()).merge(vals)
+    return properties
+
+
+def _query_homonyms(client, labels: list[str], report) -> dict[str, int]:
+    """How many items carry each label; a label no query can carry portably is left out, with a warning."""
+    for label in labels:
+        if not sparql.is_portable_literal(label):
+            report["warnings"].append(
+                f"label {label!r} holds a backslash-u sequence: label_homonyms left empty"
+            )
+    labels = [label for label in labels if sparql.is_portable_literal(label)]
+    homonyms: dict[str, int] = {}
+    for chunk_no, start in enumerate(range(0, len(labels), VALUES_CHUNK)):
+        name = f"homonyms_c{chunk_no:03d}"
+        data = client.select(name, homonyms_query(labels[start : start + VALUES_CHUNK]))
+        report["queries"] += 1
+        homonyms.update(parse_homonyms(data, name))
+    return homonyms
+
+
 def query_references(client, cfg, log: Callable[[str], None] = print):
     """Run the stage's queries through ``client`` (live, recording or replaying).
 
@@ -868,75 +875,14 @@ def query_references(client, cfg, log: Callable[[str], None] = print):
         ``(references, report)``: the references table (image columns still empty) and a dict
         with per-kind counts and the items skipped (no English label, empty label).
     """
-    c = cfg.collection
     report: dict[str, Any] = {"skipped": [], "queries": 0, "warnings": []}
     selected: dict[str, list[Candidate]] = {}
     for kind in KINDS:
-        classes = _kind_classes(cfg, kind)
-        top_k = c.top_k_static if kind == "static" else c.top_k_dynamic
-        chosen: list[Candidate] = []
-        seen: set[str] = set()
-        page = 0
-        previous: list | None = None
-        while len(chosen) < top_k:
-            name = f"candidates_{kind}_p{page:03d}"
-            query = candidates_query(
-                classes, c.min_sitelinks, c.page_size, page * c.page_size, kind == "static"
-            )
-            data = client.select(name, query)
-            report["queries"] += 1
-            rows = _bindings(data, name)
-            _check_paging(rows, previous, name, client)
-            previous = rows
-            for cand in parse_candidates(data, kind, classes, c.min_sitelinks, name):
-                if cand.qid in seen or len(chosen) >= top_k:
-                    continue
-                seen.add(cand.qid)
-                if cand.label is None or not clean_label(cand.label):
-                    reason = "no English label" if cand.label is None else "empty English label"
-                    report["skipped"].append({"qid": cand.qid, "kind": kind, "reason": reason})
-                    log(f"skipped {cand.qid} ({kind}): {reason}; the base prompt is the English title")
-                    continue
-                chosen.append(cand)
-            if len(rows) < c.page_size:
-                break
-            page += 1
-        selected[kind] = chosen
-        report[f"n_{kind}"] = len(chosen)
-
+        selected[kind] = _select_candidates(client, cfg, kind, report, log)
+        report[f"n_{kind}"] = len(selected[kind])
     all_selected = [cand for kind in KINDS for cand in selected[kind]]
-    properties: dict[str, ItemValues] = {}
-    qids = [cand.qid for cand in all_selected]
-    for chunk_no, start in enumerate(range(0, len(qids), VALUES_CHUNK)):
-        chunk = qids[start : start + VALUES_CHUNK]
-        page = 0
-        previous = None
-        while True:
-            name = f"properties_c{chunk_no:03d}_p{page:03d}"
-            data = client.select(name, properties_query(chunk, c.page_size, page * c.page_size))
-            report["queries"] += 1
-            _check_paging(_bindings(data, name), previous, name, client)
-            previous = _bindings(data, name)
-            for qid, vals in parse_properties(data, name).items():
-                merged = properties.setdefault(qid, ItemValues())
-                for pid, pairs in vals.values.items():
-                    bucket = merged.values.setdefault(pid, [])
-                    bucket.extend(p for p in pairs if p not in bucket)
-            if len(_bindings(data, name)) < c.page_size:
-                break
-            page += 1
-
-    homonyms: dict[str, int] = {}
-    labels = sorted({cand.label for cand in all_selected if cand.label})
-    for label in [label for label in labels if not sparql.is_portable_literal(label)]:
-        labels.remove(label)
-        report["warnings"].append(f"label {label!r} holds a backslash-u sequence: label_homonyms left empty")
-    for chunk_no, start in enumerate(range(0, len(labels), VALUES_CHUNK)):
-        name = f"homonyms_c{chunk_no:03d}"
-        data = client.select(name, homonyms_query(labels[start : start + VALUES_CHUNK]))
-        report["queries"] += 1
-        homonyms.update(parse_homonyms(data, name))
-
+    properties = _query_properties(client, cfg, [cand.qid for cand in all_selected], report)
+    homonyms = _query_homonyms(client, sorted({cand.label for cand in all_selected if cand.label}), report)
     df = build_references_table(selected, properties, homonyms)
     if df.empty:
         msg = "the endpoint returned no usable reference: the references table is empty"
@@ -965,451 +911,6 @@ def open_endpoint(cfg) -> Iterator[tuple[str, dict[str, Any]]]:
             "snapshot_sha256": hashlib.sha256(snapshot.read_bytes()).hexdigest(),
         }
         yield server.endpoint, info
-
-
-# --------------------------------------------------------------------------------------------
-# Reference images: synthetic stand-ins
-# --------------------------------------------------------------------------------------------
-
-
-def _seed(*parts: str) -> int:
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def _palette(seed: int):
-    import colorsys
-
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    base = rng.random()
-    colours = []
-    for offset in (0.0, 0.08, 0.33, 0.5, 0.67, 0.9):
-        h = (base + offset + rng.normal(0, 0.02)) % 1.0
-        s = 0.45 + 0.5 * rng.random()
-        v = 0.35 + 0.6 * rng.random()
-        colours.append(tuple(int(255 * x) for x in colorsys.hsv_to_rgb(h, s, v)))
-    return colours
-
-
-def synthetic_image(palette_seed: int, layout_seed: int, size: tuple[int, int]):
-    """A deterministic, non-noise picture: a tilted two-colour gradient with soft waves and shapes.
-
-    The palette follows ``palette_seed`` (one per reference, so a film's stills share a look) and
-    the composition follows ``layout_seed``.
-    """
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFilter
-
-    width, height = size
-    colours = _palette(palette_seed)
-    rng = np.random.default_rng(layout_seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = rng.uniform(0, np.pi)
-    t = (np.cos(angle) * xx / width + np.sin(angle) * yy / height + 1.0) / 2.0
-    t = np.clip(t + 0.12 * np.sin(2 * np.pi * (rng.uniform(0.5, 2.0) * xx / width + rng.uniform(0, 1))), 0, 1)
-    c0, c1 = (np.array(colours[i], dtype=np.float32) for i in rng.choice(len(colours), 2, replace=False))
-    canvas = (c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]).astype(np.uint8)
-    image = Image.fromarray(canvas, "RGB")
-    overlay = Image.new("RGBA", size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    for _ in range(int(rng.integers(4, 8))):
-        colour = colours[int(rng.integers(len(colours)))] + (int(rng.integers(150, 240)),)
-        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
-        rx, ry = rng.uniform(0.08, 0.35) * width, rng.uniform(0.08, 0.35) * height
-        shape = int(rng.integers(3))
-        box = [cx - rx, cy - ry, cx + rx, cy + ry]
-        if shape == 0:
-            draw.ellipse(box, fill=colour)
-        elif shape == 1:
-            draw.rectangle(box, fill=colour)
-        else:
-            n = int(rng.integers(3, 7))
-            angles = np.sort(rng.uniform(0, 2 * np.pi, n))
-            draw.polygon([(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in angles], fill=colour)
-    image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
-    return image.filter(ImageFilter.GaussianBlur(radius=max(1, width // 256)))
-
-
-def _standin_text(row: dict[str, Any]) -> str:
-    return f"synthetic stand-in reference image for {row['label_clean']!r} ({row['qid']}); not the real work"
-
-
-def _save_png(image, path: Path, text: dict[str, str]) -> None:
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    for key, value in text.items():
-        info.add_text(key, value)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", pnginfo=info)
-
-
-def _near_duplicate(image, path: Path, comment: str) -> None:
-    """A re-compressed, slightly resized copy (what an image search returns twice)."""
-    from PIL import Image
-
-    w, h = image.size
-    small = image.resize((max(8, int(w * 0.9)), max(8, int(h * 0.9))), Image.Resampling.BICUBIC)
-    with atomic_path(path) as tmp:
-        small.save(tmp, format="JPEG", quality=70, comment=comment.encode("utf-8"))
-
-
-def _write_synthetic_static(cfg, row: dict[str, Any], folder: Path) -> Path:
-    width = cfg.collection.image_width
-    size = (width, int(round(width * 1.25)))
-    image = synthetic_image(_seed("palette", row["slug"]), _seed("static", row["slug"]), size)
-    path = folder / "reference.png"
-    _save_png(
-        image,
-        path,
-        {"iconicity:standin": _standin_text(row), "Title": row["label_clean"], "Software": "iconicity_utils"},
-    )
-    return path
-
-
-def _write_synthetic_stills(cfg, row: dict[str, Any], folder: Path, min_distance: int) -> list[Path]:
-    """Four pHash-distinct stills and a near-duplicate of the second, into ``folder``."""
-    from iconicity_utils.images import hamming
-
-    width = cfg.collection.image_width
-    size = (width, int(round(width * 9 / 16)))
-    palette = _seed("palette", row["slug"])
-    written: list[Path] = []
-    hashes: list[str] = []
-    images = []
-    for index in range(SYNTHETIC_STILLS):
-        for attempt in range(50):
-            image = synthetic_image(palette, _seed("still", row["slug"], str(index), str(attempt)), size)
-            h = phash(image)
-            if all(hamming(h, other) > min_distance for other in hashes):
-                break
-        else:  # pragma: no cover - 50 draws never all collide in practice
-            raise RuntimeError(f"could not draw {SYNTHETIC_STILLS} distinct stills for {row['slug']}")
-        hashes.append(h)
-        images.append(image)
-        path = folder / f"still_{index:02d}.png"
-        _save_png(image, path, {"iconicity:standin": _standin_text(row), "Title": row["label_clean"]})
-        written.append(path)
-    dup = folder / "still_01_recompressed.jpg"
-    _near_duplicate(images[1], dup, "iconicity:standin " + _standin_text(row))
-    written.append(dup)
-    return written
-
-
-# --------------------------------------------------------------------------------------------
-# Reference images: Wikimedia Commons
-# --------------------------------------------------------------------------------------------
-
-
-def _strip_html(value: str | None) -> str | None:
-    if not value:
-        return None
-    text = html.unescape(re.sub(r"<[^>]+>", " ", value))
-    return " ".join(text.split()) or None
-
-
-@dataclass
-class CommonsFile:
-    """What the Commons API says about one file."""
-
-    file_name: str
-    download_url: str
-    description_url: str | None
-    licence: str | None
-    licence_url: str | None
-    author: str | None
-    raw: dict[str, Any]
-
-
-class CommonsClient:
-    """The Commons ``imageinfo`` API and file downloads, with the polite retry policy.
-
-    Args:
-        api: the ``api.php`` URL (``collection.commons_api``).
-        policy: User-Agent, timeout and retries (shared with the SPARQL client).
-        sleep: the wait function between retries (injectable for tests).
-    """
-
-    def __init__(self, api: str, policy: sparql.RetryPolicy, sleep: Callable[[float], None] = time.sleep):
-        self.api = api
-        self.policy = policy
-        self.sleep = sleep
-
-    def describe(self, file_name: str, width: int) -> CommonsFile:
-        """Look a file up (``prop=imageinfo&iiprop=url|extmetadata&iiurlwidth=width``).
-
-        Raises:
-            RequestFailed: the API could not be reached or answered malformed JSON.
-            LookupError: the file does not exist on Commons, or has no URL.
-        """
-        params = {
-            "action": "query",
-            "format": "json",
-            "formatversion": "2",
-            "prop": "imageinfo",
-            "iiprop": "url|extmetadata",
-            "iiurlwidth": str(int(width)),
-            "titles": f"File:{file_name}",
-        }
-        data = sparql.http_get(
-            self.api,
-            params,
-            policy=self.policy,
-            name=f"imageinfo {file_name}",
-            parse=json.loads,
-            sleep=self.sleep,
-        )
-        pages = (data.get("query") or {}).get("pages") or []
-        if isinstance(pages, dict):  # formatversion=1
-            pages = list(pages.values())
-        if not pages or pages[0].get("missing") or pages[0].get("invalid") or not pages[0].get("imageinfo"):
-            raise LookupError(f"Commons has no file {file_name!r} (api {self.api})")
-        info = pages[0]["imageinfo"][0]
-        url = info.get("thumburl") or info.get("url")
-        if not url:
-            raise LookupError(f"Commons gave no URL for {file_name!r}")
-        meta = info.get("extmetadata") or {}
-
-        def meta_value(key: str) -> str | None:
-            entry = meta.get(key)
-            return entry.get("value") if isinstance(entry, dict) else None
-
-        return CommonsFile(
-            file_name=file_name,
-            download_url=url,
-            description_url=info.get("descriptionurl"),
-            licence=_strip_html(meta_value("LicenseShortName")),
-            licence_url=meta_value("LicenseUrl"),
-            author=_strip_html(meta_value("Artist")),
-            raw=data,
-        )
-
-    def download(self, url: str) -> bytes:
-        """The bytes of ``url`` (retried as any request)."""
-        return sparql.http_get(url, None, policy=self.policy, name=f"download {url}", sleep=self.sleep)
-
-
-def _image_row(row: dict[str, Any], **values: Any) -> dict[str, Any]:
-    base = {col: None for col in IMAGE_COLUMNS}
-    base.update(qid=row["qid"], slug=row["slug"], kind=row["kind"], standin=False)
-    base.update(values)
-    return base
-
-
-def _clear_folder(folder: Path, keep: set[str]) -> None:
-    """Remove the image files of ``folder`` that are not in ``keep`` (stale ones of earlier runs)."""
-    for path in list_images(folder):
-        if path.name not in keep:
-            path.unlink()
-
-
-def _static_commons(cfg, row, folder: Path, commons: CommonsClient, log) -> list[dict[str, Any]]:
-    if not row["image_file"]:
-        return []
-    file_name = row["image_file"]
-    width = cfg.collection.image_width
-    # one key per (file, width): a resumed run reuses exactly this file, never a stale one
-    key = hashlib.sha1(f"{file_name}\x1f{width}".encode()).hexdigest()[:12]
-    raw_path = cfg.path("data", "raw", "commons", f"{key}_{row['slug']}.json")
-    try:
-        if raw_path.is_file():
-            saved = json.loads(raw_path.read_text(encoding="utf-8"))
-            meta = saved["file"]
-        else:
-            described = commons.describe(file_name, width)
-            meta = {k: v for k, v in described.__dict__.items() if k != "raw"}
-            atomic_write_json(
-                raw_path,
-                {"api": commons.api, "retrieved_utc": utc_now(), "file": meta, "response": described.raw},
-            )
-    except (sparql.RequestFailed, LookupError, KeyError, json.JSONDecodeError) as exc:
-        log(f"[image] {row['slug']}: {exc}")
-        _clear_folder(folder, set())
-        return [_image_row(row, file=file_name, status="failed", error=str(exc))]
-    suffix = Path(urllib.parse.urlparse(meta["download_url"]).path).suffix.lower() or ".jpg"
-    target = folder / f"p18_{key}{suffix}"
-    common = {
-        "file": target.name,
-        "source_url": meta.get("description_url") or row["image_url"],
-        "licence": meta.get("licence"),
-        "author": meta.get("author"),
-    }
-    if not target.is_file():
-        try:
-            atomic_write_bytes(target, commons.download(meta["download_url"]))
-        except sparql.RequestFailed as exc:
-            log(f"[image] {row['slug']}: {exc}")
-            _clear_folder(folder, set())
-            return [_image_row(row, status="failed", error=str(exc), **common)]
-    try:
-        image = open_rgb(target)
-    except OSError as exc:
-        log(f"[image] unreadable, skipped: {exc}")
-        bad = cfg.path("data", "raw", "commons", "unreadable", f"{row['slug']}{suffix}")
-        bad.parent.mkdir(parents=True, exist_ok=True)
-        target.replace(bad)
-        _clear_folder(folder, set())
-        return [_image_row(row, status="unreadable", source_path=cfg.relative(bad), error=str(exc), **common)]
-    _clear_folder(folder, {target.name})
-    return [
-        _image_row(
-            row,
-            path=cfg.relative(target),
-            source_path=cfg.relative(target),
-            status="kept",
-            phash=phash(image),
-            width=image.size[0],
-            height=image.size[1],
-            **common,
-        )
-    ]
-
-
-def _static_synthetic(cfg, row, folder: Path) -> list[dict[str, Any]]:
-    path = _write_synthetic_static(cfg, row, folder)
-    _clear_folder(folder, {path.name})
-    image = open_rgb(path)
-    return [
-        _image_row(
-            row,
-            file=path.name,
-            path=cfg.relative(path),
-            source_path=cfg.relative(path),
-            status="kept",
-            phash=phash(image),
-            width=image.size[0],
-            height=image.size[1],
-            licence=SYNTHETIC_LICENCE,
-            author=SYNTHETIC_AUTHOR,
-            standin=True,
-        )
-    ]
-
-
-def _dynamic(cfg, row, folder: Path, synthetic: bool, log) -> list[dict[str, Any]]:
-    stills = _stills_dir_checked(cfg, row["slug"])
-    if synthetic:
-        _write_synthetic_stills(cfg, row, stills, min_distance=cfg.collection.phash_threshold + 4)
-    result = dedup_phash(list_images(stills), threshold=cfg.collection.phash_threshold)
-    out = []
-    meta = (
-        {"licence": SYNTHETIC_LICENCE, "author": SYNTHETIC_AUTHOR, "standin": True}
-        if synthetic
-        else {"licence": None, "author": None, "standin": False}
-    )
-    for path, reason in result.failed:
-        log(f"[image] unreadable still, skipped: {reason}")
-        out.append(
-            _image_row(
-                row, file=path.name, source_path=cfg.relative(path), status="unreadable", error=reason, **meta
-            )
-        )
-    kept_names = {p.name for p in result.kept}
-    _clear_folder(folder, kept_names)
-    for path in result.kept:
-        target = folder / path.name
-        if not target.is_file() or target.read_bytes() != path.read_bytes():
-            with atomic_path(target) as tmp:
-                shutil.copyfile(path, tmp)
-        image = open_rgb(target)
-        out.append(
-            _image_row(
-                row,
-                file=path.name,
-                path=cfg.relative(target),
-                source_path=cfg.relative(path),
-                status="kept",
-                phash=result.hashes[path],
-                width=image.size[0],
-                height=image.size[1],
-                **meta,
-            )
-        )
-    for path, original, distance in result.removed:
-        out.append(
-            _image_row(
-                row,
-                file=path.name,
-                source_path=cfg.relative(path),
-                status="duplicate",
-                phash=result.hashes[path],
-                duplicate_of=original.name,
-                hamming=distance,
-                **meta,
-            )
-        )
-    return sorted(out, key=lambda r: r["file"])
-
-
-def collect_reference_images(cfg, refs, *, sleep: Callable[[float], None] = time.sleep, log=print):
-    """Put every reference's images in place.
-
-    Returns:
-        ``(images, refs, missing_stills)``: the per-image table, the references with
-        ``n_before / n_kept / n_removed / reference_dir`` filled, and the dynamic slugs that
-        have no stills at all.
-
-    Static: the P18 file (commons) or a synthetic stand-in; dynamic: the stills of
-    ``<data>/<stills_dir>/<slug>/`` after pHash dedup.  Failures are rows with a status, never
-    exceptions (except a bad slug or config, which are bugs).
-    """
-    import pandas as pd
-
-    synthetic = cfg.collection.reference_images == "synthetic"
-    commons = None
-    if not synthetic:
-        commons = CommonsClient(cfg.collection.commons_api, sparql.RetryPolicy.from_config(cfg), sleep=sleep)
-    refs = refs.copy()
-    image_rows: list[dict[str, Any]] = []
-    missing_stills: list[str] = []
-    for i, row in enumerate(refs.to_dict("records")):
-        folder = reference_dir_checked(cfg, row["kind"], row["slug"])
-        if row["kind"] == "static":
-            rows = (
-                _static_synthetic(cfg, row, folder)
-                if synthetic
-                else _static_commons(cfg, row, folder, commons, log)
-            )
-        else:
-            rows = _dynamic(cfg, row, folder, synthetic, log)
-            if not rows:
-                missing_stills.append(row["slug"])
-        image_rows.extend(rows)
-        n_kept = sum(r["status"] == "kept" for r in rows)
-        n_removed = sum(r["status"] == "duplicate" for r in rows)
-        refs.at[i, "n_before"] = (
-            len(rows) if row["kind"] == "dynamic" else int(bool(row["image_file"]) or synthetic)
-        )
-        refs.at[i, "n_kept"] = n_kept
-        refs.at[i, "n_removed"] = n_removed
-        refs.at[i, "reference_dir"] = cfg.relative(folder)
-    images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
-    images["hamming"] = pd.array(list(images["hamming"]), dtype="Int64")
-    images["width"] = pd.array(list(images["width"]), dtype="Int64")
-    images["height"] = pd.array(list(images["height"]), dtype="Int64")
-    images["standin"] = images["standin"].astype(bool)
-    for col in (
-        "file",
-        "path",
-        "source_path",
-        "status",
-        "phash",
-        "duplicate_of",
-        "source_url",
-        "licence",
-        "author",
-        "error",
-    ):
-        images[col] = _none_for_missing(images[col])
-    if missing_stills:
-        log(
-            f"{len(missing_stills)} dynamic reference(s) have no stills yet; put images into "
-            f"{cfg.path('data', cfg.collection.stills_dir)}/<slug>/ for: {', '.join(missing_stills[:10])}"
-            + (" ..." if len(missing_stills) > 10 else "")
-        )
-    return images, _typed(refs), missing_stills
 
 
 # --------------------------------------------------------------------------------------------
@@ -1448,30 +949,14 @@ def collect_references(
     replay = cfg.collection.use_saved_responses if use_saved_responses is None else use_saved_responses
     for kind in KINDS:
         _kind_classes(cfg, kind)  # validate before any work
-    raw_root = cfg.path("data", "raw")
     if replay:
-        client = ReplayClient.latest(raw_root, raw_run)
-        refs, report = query_references(client, cfg, log=log)
-        endpoint, info, run_id = client.endpoint, client.endpoint_info, client.run_dir.name
-        log(f"rebuilt from saved responses {client.run_dir}")
+        refs, report, origin = _replayed_references(cfg, raw_run, log)
     else:
-        with open_endpoint(cfg) as (endpoint, info):
-            recorder = RawRecorder(raw_root, endpoint, info)
-            client = RecordingClient(
-                sparql.SparqlClient(endpoint, sparql.RetryPolicy.from_config(cfg), sleep), recorder
-            )
-            refs, report = query_references(client, cfg, log=log)
-            recorder.finish(config=cfg.name, queries=report["queries"])
-            run_id = recorder.run_id
-        log(
-            f"queried {endpoint} ({info.get('kind')}): {report['queries']} queries, raw responses in {recorder.run_dir}"
-        )
+        refs, report, origin = _queried_references(cfg, sleep, log)
     t_query = time.perf_counter() - t0
     images, refs, missing_stills = collect_reference_images(cfg, refs, sleep=sleep, log=log)
     summary = {
-        "endpoint": endpoint,
-        "endpoint_info": info,
-        "raw_run": run_id,
+        **origin,
         "replayed": bool(replay),
         "reference_images": cfg.collection.reference_images,
         "phash_threshold": cfg.collection.phash_threshold,
@@ -1483,9 +968,7 @@ def collect_references(
     report.update(
         summary,
         created_utc=utc_now(),
-        n_images={
-            s: int((images["status"] == s).sum()) for s in ("kept", "duplicate", "unreadable", "failed")
-        },
+        n_images={s: int((images["status"] == s).sum()) for s in STATUSES},
         missing_stills=missing_stills,
         seconds={"query": round(t_query, 3), "total": round(time.perf_counter() - t0, 3)},
     )
@@ -1496,6 +979,35 @@ def collect_references(
         f"{report['n_images']['kept']} reference images -> {cfg.references_table}"
     )
     return refs
+
+
+def _replayed_references(cfg, raw_run: str | None, log):
+    """:func:`query_references` answered by a saved run: ``(refs, report, origin)``."""
+    client = ReplayClient.latest(cfg.path("data", "raw"), raw_run)
+    refs, report = query_references(client, cfg, log=log)
+    log(f"rebuilt from saved responses {client.run_dir}")
+    origin = {
+        "endpoint": client.endpoint,
+        "endpoint_info": client.endpoint_info,
+        "raw_run": client.run_dir.name,
+    }
+    return refs, report, origin
+
+
+def _queried_references(cfg, sleep, log):
+    """:func:`query_references` against the endpoint, every response saved: ``(refs, report, origin)``.
+
+    The run is marked complete only when every query has succeeded.
+    """
+    with open_endpoint(cfg) as (endpoint, info):
+        recorder = RawRecorder(cfg.path("data", "raw"), endpoint, info)
+        client = RecordingClient(sparql.SparqlClient(endpoint, cfg.collection.http, sleep), recorder)
+        refs, report = query_references(client, cfg, log=log)
+        recorder.finish(config=cfg.name, queries=report["queries"])
+    log(
+        f"queried {endpoint} ({info.get('kind')}): {report['queries']} queries, raw responses in {recorder.run_dir}"
+    )
+    return refs, report, {"endpoint": endpoint, "endpoint_info": info, "raw_run": recorder.run_id}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1522,34 +1034,6 @@ def plot_distributions(refs):
     axes[1].set(xlabel="year (P571 inception / P577 publication)", ylabel="references", title="Creation date")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_reference_examples(cfg, refs, images, n_static: int = 4, n_dynamic: int = 2):
-    """The reference images of the top references: static ones, then each dynamic one's stills."""
-    import matplotlib.pyplot as plt
-
-    static = refs[(refs["kind"] == "static") & (refs["n_kept"] > 0)].head(n_static)
-    dynamic = refs[(refs["kind"] == "dynamic") & (refs["n_kept"] > 0)].head(n_dynamic)
-    panels: list[tuple[Path, str]] = []
-    for row in static.itertuples():
-        kept = images[(images["slug"] == row.slug) & (images["status"] == "kept")]
-        panels += [(cfg.absolute(p), f"{row.label_clean}\n(static)") for p in kept["path"].head(1)]
-    for row in dynamic.itertuples():
-        rows = images[images["slug"] == row.slug]
-        for r in rows.itertuples():
-            tag = "kept" if r.status == "kept" else f"{r.status}, d={r.hamming}"
-            src = cfg.absolute(r.path if r.status == "kept" else r.source_path)
-            panels.append((src, f"{row.label_clean}\n{r.file} ({tag})"))
-    cols = 5
-    rows_n = max(1, -(-len(panels) // cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(cols * 2.6, rows_n * 2.6), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (path, title) in zip(axes.flat, panels, strict=False):
-        ax.imshow(open_rgb(path))
-        ax.set_title(title, fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -1,27 +1,26 @@
-"""Stage 01: queries, parsing, slugs, pHash dedup, images, and the front door end to end."""
+"""Stage 01, querying side: slugs, queries, parsing, raw responses, and the front door end to end.
+
+The image side (folders, pHash dedup, synthetic stills, Commons, user stills) is tested in
+``tests/test_reference_images.py``.
+"""
 
 from __future__ import annotations
 
-import io
 import json
-import random
 import re
 import socket
 from pathlib import Path
 
-import imagehash
 import pandas as pd
 import pyoxigraph as ox
 import pytest
 from collection_http import Reply, ScriptedServer
-from PIL import Image, ImageFilter
 from study_configs import write_study_config
 
 from iconicity_utils import collection as col
 from iconicity_utils import sparql
-from iconicity_utils.images import dedup_phash
+from iconicity_utils.constants import STANDIN_LABEL
 from iconicity_utils.io import read_table
-from iconicity_utils.registry import STANDIN_LABEL
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"
@@ -60,42 +59,6 @@ def quiet(_msg: str) -> None:
 )
 def test_slugify_examples(label, qid, slug):
     assert col.slugify(label, qid) == slug
-
-
-def test_no_slug_can_escape_the_data_folder(make_config):
-    """Fuzz: random hostile labels always give one safe path component inside the data folder."""
-    cfg = make_config()
-    rng = random.Random(0)
-    alphabet = list("abcXYZ019 ./\\_-:*?\"'<>|{}\n\t\x00~$") + [
-        "é",
-        "ß",
-        "½",
-        "七",
-        "🎬",
-        "\u202e",
-        "\u200b",
-        "..",
-    ]
-    data = cfg.data_dir.resolve()
-    for _ in range(3000):
-        label = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-        qid = f"Q{rng.randint(1, 10**9)}"
-        slug = col.slugify(label, qid)
-        assert col.SLUG_RE.fullmatch(slug) and len(slug) <= col.SLUG_MAX + len(qid) + 1, (label, slug)
-        for kind in col.KINDS:
-            folder = col.reference_dir_checked(cfg, kind, slug).resolve()
-            assert folder.parent.parent.parent == data and folder.name == slug
-
-
-@pytest.mark.parametrize("bad", ["..", ".", "", "../x", "a/b", "A", "_x", "x\x00", "/etc"])
-def test_reference_dir_checked_refuses_unsafe_slugs(make_config, bad):
-    with pytest.raises(ValueError, match="unsafe slug"):
-        col.reference_dir_checked(make_config(), "static", bad)
-
-
-def test_reference_dir_checked_refuses_unknown_kinds(make_config):
-    with pytest.raises(ValueError, match="unknown reference kind"):
-        col.reference_dir_checked(make_config(), "../static", "ok")
 
 
 def test_shared_titles_get_qid_suffixes_on_every_member_and_stay_unique():
@@ -310,55 +273,6 @@ def test_commons_file_name():
     assert col.commons_file_name("https://example.org/other.jpg") is None
 
 
-# ---- pHash dedup on images with known distances -----------------------------------------------------
-
-
-def _photo(name: str) -> Image.Image:
-    import skimage.data
-
-    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
-
-
-def test_dedup_keeps_the_first_in_file_name_order_against_any_kept_image(tmp_path):
-    astronaut, coffee = _photo("astronaut"), _photo("coffee")
-    astronaut.save(tmp_path / "a_0.png")
-    coffee.save(tmp_path / "b_0.png")
-    copy = astronaut.resize((300, 300)).convert("L").convert("RGB")
-    copy.save(tmp_path / "c_0.jpg", quality=60)  # a near-duplicate of a_0, after an unrelated image
-    expected = imagehash.phash(Image.open(tmp_path / "c_0.jpg").convert("RGB")) - imagehash.phash(astronaut)
-    far = imagehash.phash(coffee) - imagehash.phash(astronaut)
-    assert expected <= 18 < far  # the premise, computed with imagehash directly
-    result = dedup_phash(sorted(tmp_path.iterdir(), reverse=True), threshold=18)  # input order is ignored
-    assert [p.name for p in result.kept] == ["a_0.png", "b_0.png"]
-    assert [(p.name, k.name, d) for p, k, d in result.removed] == [("c_0.jpg", "a_0.png", expected)]
-    assert (result.n_before, result.n_kept, result.n_removed) == (3, 2, 1)
-
-
-def test_dedup_threshold_is_inclusive(tmp_path):
-    base = _photo("chelsea")
-    base.save(tmp_path / "0.png")
-    base.rotate(8).filter(ImageFilter.GaussianBlur(1)).save(tmp_path / "1.png")  # a moderate change
-    d = imagehash.phash(Image.open(tmp_path / "1.png").convert("RGB")) - imagehash.phash(base)
-    assert 0 < d <= 30
-    at = dedup_phash([tmp_path / "0.png", tmp_path / "1.png"], threshold=d)
-    below = dedup_phash([tmp_path / "0.png", tmp_path / "1.png"], threshold=d - 1)
-    assert at.n_removed == 1 and at.removed[0][2] == d
-    assert below.n_removed == 0 and below.n_kept == 2
-
-
-def test_synthetic_stills_give_dedup_exactly_one_near_duplicate(make_config, tmp_path):
-    cfg = make_config()
-    row = {"slug": "the_godfather", "label_clean": "The Godfather", "qid": "Q47703"}
-    paths = col._write_synthetic_stills(cfg, row, tmp_path, min_distance=22)
-    result = dedup_phash(paths, threshold=18)
-    assert [p.name for p in result.removed[0][:2]] == ["still_01_recompressed.jpg", "still_01.png"]
-    assert result.n_kept == col.SYNTHETIC_STILLS and result.n_removed == 1
-    again = col._write_synthetic_stills(cfg, row, tmp_path / "again", min_distance=22)
-    assert [p.read_bytes() for p in paths[:-1]] == [p.read_bytes() for p in again[:-1]]  # deterministic
-    with Image.open(paths[0]) as im:
-        assert "stand-in" in im.text["iconicity:standin"]
-
-
 # ---- the front door, end to end on the demo snapshot -----------------------------------------------
 
 
@@ -413,29 +327,6 @@ def test_demo_edge_cases(demo_run):
         "crime film",
         "drama film",
     ]
-
-
-def test_demo_reference_images(demo_run):
-    cfg, refs, _ = demo_run
-    images = read_table(col.images_table_path(cfg))
-    for row in refs.itertuples():
-        folder = cfg.reference_dir(row.kind, row.slug)
-        files = sorted(p.name for p in folder.iterdir())
-        if row.kind == "static":
-            assert files == ["reference.png"] and (row.n_before, row.n_kept, row.n_removed) == (1, 1, 0)
-        else:
-            assert files == ["still_00.png", "still_01.png", "still_02.png", "still_03.png"]
-            assert (row.n_before, row.n_kept, row.n_removed) == (5, 4, 1)
-        assert cfg.absolute(row.reference_dir) == folder
-    dups = images[images["status"] == "duplicate"]
-    assert len(dups) == 20 and (dups["duplicate_of"] == "still_01.png").all()
-    assert (dups["hamming"] <= cfg.collection.phash_threshold).all()
-    kept = images[images["status"] == "kept"]
-    assert len(kept) == 100 and kept["standin"].all() and (images["note"] == STANDIN_LABEL).all()
-    assert kept["licence"].str.contains("synthetic").all()
-    for path in kept["path"].head(3):
-        with Image.open(cfg.absolute(path)) as im:
-            assert "not the real work" in im.text["iconicity:standin"]
 
 
 def test_demo_saves_every_raw_response_and_stops_the_server(demo_run):
@@ -496,7 +387,7 @@ def test_a_failing_endpoint_keeps_everything_already_saved(make_config):
     truncated = b'{"head":{"vars":["item"]},"results":{"bindings":[{"item":{"type":"uri","val'
     with ScriptedServer({"/sparql": [Reply(200, truncated)]}) as server:
         broken = cfg.with_overrides(
-            collection={"endpoint": server.url("/sparql"), "max_retries": 1, "backoff_base_s": 0.0}
+            collection={"endpoint": server.url("/sparql"), "http": {"max_retries": 1, "backoff_base_s": 0.0}}
         )
         with pytest.raises(sparql.RequestFailed, match=r"truncated or malformed JSON") as err:
             col.collect_references(broken, log=quiet)
@@ -532,144 +423,16 @@ def test_cli_runs_the_stage(make_config, capsys):
     assert col.main(["--config", str(cfg.source), "--use-saved-responses"]) == 0
 
 
-# ---- real mode: Commons API and user-provided stills, against a local server ------------------------
-
-
-def _png_bytes(seed: int) -> bytes:
-    image = col.synthetic_image(seed, seed + 1, (64, 80))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _imageinfo(server: ScriptedServer, thumb: str) -> bytes:
-    page = {
-        "title": "File:X.jpg",
-        "imageinfo": [
-            {
-                "url": server.url("/orig.jpg"),
-                "thumburl": server.url(thumb),
-                "descriptionurl": "https://commons.wikimedia.org/wiki/File:X.jpg",
-                "extmetadata": {
-                    "LicenseShortName": {"value": "Public domain"},
-                    "LicenseUrl": {"value": "https://creativecommons.org/publicdomain/mark/1.0/"},
-                    "Artist": {"value": '<a href="//x">Leonardo da Vinci</a> &amp; workshop'},
-                },
-            }
-        ],
-    }
-    return json.dumps({"batchcomplete": True, "query": {"pages": [page]}}).encode()
-
-
-def test_commons_mode_downloads_records_and_resumes(make_config):
-    script = {"/w/api.php": [], "/thumb/ok.png": [Reply(200, _png_bytes(1), content_type="image/png")]}
-    with ScriptedServer(script) as server:
-        server.script["/w/api.php"] = [
-            Reply(429, b"", {"Retry-After": "0"}, "text/plain"),
-            Reply(200, _imageinfo(server, "/thumb/ok.png"), content_type="application/json"),
-        ]
-        cfg = make_config(
-            collection={
-                "reference_images": "commons",
-                "commons_api": server.url("/w/api.php"),
-                "top_k_static": 1,
-                "top_k_dynamic": 1,
-                "backoff_base_s": 0.0,
-            }
-        )
-        refs = col.collect_references(cfg, log=quiet)
-        calls = (server.count("/w/api.php"), server.count("/thumb/ok.png"))
-        col.collect_references(cfg, use_saved_responses=True, log=quiet)  # resume: nothing re-fetched
-        assert (server.count("/w/api.php"), server.count("/thumb/ok.png")) == calls == (2, 1)
-    api_call = next(s for s in server.seen if s.path == "/w/api.php")
-    assert api_call.query["iiprop"] == ["url|extmetadata"] and api_call.query["iiurlwidth"] == ["256"]
-    assert api_call.query["titles"] == ["File:Mona Lisa, by Leonardo da Vinci, from C2RMF retouched.jpg"]
-    assert api_call.headers["User-Agent"] == cfg.collection.user_agent
-    images = read_table(col.images_table_path(cfg))
-    mona = images[images["slug"] == "mona_lisa"].iloc[0]
-    assert mona["status"] == "kept" and mona["file"].startswith("p18_") and not mona["standin"]
-    assert sorted(p.name for p in cfg.reference_dir("static", "mona_lisa").iterdir()) == [mona["file"]]
-    assert mona["licence"] == "Public domain" and mona["author"] == "Leonardo da Vinci & workshop"
-    assert mona["source_url"] == "https://commons.wikimedia.org/wiki/File:X.jpg"
-    assert mona["phash"] == str(imagehash.phash(Image.open(io.BytesIO(_png_bytes(1))).convert("RGB")))
-    # no stills provided for the dynamic reference: reported, not fatal
-    godfather = refs.set_index("qid").loc["Q47703"]
-    assert godfather["n_kept"] == 0 and refs.attrs["report"]["missing_stills"] == ["the_godfather"]
-
-
-def test_commons_failures_are_reported_not_fatal(make_config):
-    script = {
-        "/w/api.php": [],
-        "/thumb/bad.png": [Reply(200, b"\x89PNG\r\n\x1a\n truncated", content_type="image/png")],
-    }
-    with ScriptedServer(script) as server:
-        server.script["/w/api.php"] = [
-            Reply(200, json.dumps({"query": {"pages": [{"title": "File:X", "missing": True}]}}).encode()),
-            Reply(200, _imageinfo(server, "/thumb/bad.png"), content_type="application/json"),
-        ]
-        cfg = make_config(
-            collection={
-                "reference_images": "commons",
-                "commons_api": server.url("/w/api.php"),
-                "top_k_static": 2,
-                "top_k_dynamic": 1,
-            }
-        )
-        refs = col.collect_references(cfg, log=quiet)
-    images = read_table(col.images_table_path(cfg)).set_index("slug")
-    assert images.loc["mona_lisa", "status"] == "failed" and "has no file" in images.loc["mona_lisa", "error"]
-    bad = images.loc["the_starry_night"]
-    assert bad["status"] == "unreadable" and "cannot read image" in bad["error"]
-    assert not list(cfg.reference_dir("static", "the_starry_night").iterdir())  # nothing unusable left there
-    assert Path(cfg.absolute(bad["source_path"])).is_file()  # the bad download is kept aside, for inspection
-    assert refs.set_index("slug").loc["the_starry_night", "n_kept"] == 0
-
-
-def test_user_stills_are_deduplicated_and_a_corrupt_one_is_skipped(make_config):
-    cfg = make_config(collection={"reference_images": "commons", "top_k_static": 1, "top_k_dynamic": 1})
-    stills = cfg.path("data", "stills", "the_godfather")
-    stills.mkdir(parents=True)
-    astronaut = _photo("astronaut")
-    astronaut.save(stills / "01.png")
-    astronaut.resize((256, 256)).save(stills / "02.jpg", quality=50)
-    _photo("coffee").save(stills / "03.png")
-    (stills / "04.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server_less = cfg.with_overrides(
-        collection={"commons_api": f"http://127.0.0.1:{port}/api.php", "max_retries": 0}
-    )
-    refs = col.collect_references(server_less, log=quiet)
-    row = refs.set_index("slug").loc["the_godfather"]
-    assert (row["n_before"], row["n_kept"], row["n_removed"]) == (4, 2, 1)
-    assert sorted(p.name for p in cfg.reference_dir("dynamic", "the_godfather").iterdir()) == [
-        "01.png",
-        "03.png",
-    ]
-    images = read_table(col.images_table_path(cfg)).set_index("file")
-    assert images.loc["02.jpg", "status"] == "duplicate" and images.loc["02.jpg", "duplicate_of"] == "01.png"
-    assert (
-        images.loc["04.jpg", "status"] == "unreadable"
-        and str(stills / "04.jpg") in images.loc["04.jpg", "error"]
-    )
-    # the static reference could not be fetched (nothing listens there): reported, not fatal
-    assert images.loc[images["kind"] == "static", "status"].tolist() == ["failed"]
-
-
 # ---- figures ----------------------------------------------------------------------------------------
 
 
-def test_figures_draw_from_the_tables(demo_run):
+def test_distribution_figure_draws_from_the_table(demo_run):
     import matplotlib
 
     matplotlib.use("agg")
-    cfg, refs, _ = demo_run
-    images = read_table(col.images_table_path(cfg))
+    _, refs, _ = demo_run
     fig = col.plot_distributions(refs)
     assert len(fig.axes) == 2 and sum(len(ax.patches) for ax in fig.axes) > 0
-    fig2 = col.plot_reference_examples(cfg, refs, images, n_static=2, n_dynamic=1)
-    assert sum(1 for ax in fig2.axes if ax.images) == 2 + 5
 
 
 def test_an_endpoint_that_ignores_offset_stops_the_paging(make_config):
