@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))  # the authors' loops: the tests' oracle
 sys.path.insert(0, str(ROOT))
 
 from authors_reimpl import authors_cra, authors_vr  # noqa: E402
@@ -158,15 +158,15 @@ def bench_config(tmp: Path, encoders: dict, batch_size: int, workers: int):
         "root": str(ROOT),
     }
     data["collection"]["snapshot"] = str(ROOT / data["collection"]["snapshot"])
-    data["encoders"].update(recognition="tiny-clip", realization="tiny-dino", copy_detection=None)
+    data["encoders"].update(recognition=clip, realization=dino, copy_detection=None)
     data["realization"].update(batch_size=batch_size, num_workers=workers, baselines=False)
-    cfg = parse_config(data, source=ROOT / "configs" / "demo.yaml")
-    return cfg, {"cra_encoder": clip, "vr_encoder": dino, "sscd_encoder": None}
+    return parse_config(data, source=ROOT / "configs" / "demo.yaml")
 
 
-def run_ours(folders, encoders, cfg, names, cache: Path, cells="crop"):
+def run_ours(folders, encoders, cfg, cache: Path, cells="crop"):
     from iconicity_utils import scoring
 
+    cfg = cfg.with_overrides(realization={"cells": cells})
     t0 = time.perf_counter()
     results = {}
     for kind, (refdir, gendir, prompts) in folders.items():
@@ -178,14 +178,12 @@ def run_ours(folders, encoders, cfg, names, cache: Path, cells="crop"):
             config=cfg,
             cache_dir=cache,
             encoders=encoders,
-            cells=cells,
-            **names,
         )
     return time.perf_counter() - t0, results
 
 
 def unique_images(folders) -> list[Path]:
-    from iconicity_utils.embeddings import content_hash
+    from iconicity_utils.features import content_hash
 
     seen, out = set(), []
     for refdir, gendir, _ in folders.values():
@@ -200,14 +198,14 @@ def run_bare(images, encoders, batch_size: int, cells="crop") -> float:
     """Forward passes only, over inputs preprocessed beforehand (the same inputs our scorer embeds)."""
     import torch
 
-    from iconicity_utils.embeddings import split_grid
-    from iconicity_utils.images import open_rgb
+    from iconicity_utils.constants import GRID
+    from iconicity_utils.images import open_rgb, split_grid
 
     clip, dino = encoders.values()
     pils = [open_rgb(p) for p in images]
     x_clip = torch.stack([clip.preprocess(im) for im in pils])
     if cells == "crop":
-        x_dino = torch.cat([torch.stack([dino.preprocess(c) for c in split_grid(im, (4, 4))]) for im in pils])
+        x_dino = torch.cat([torch.stack([dino.preprocess(c) for c in split_grid(im, GRID)]) for im in pils])
     else:
         x_dino = torch.stack([dino.token_input(im) for im in pils])
     t0 = time.perf_counter()
@@ -218,7 +216,7 @@ def run_bare(images, encoders, batch_size: int, cells="crop") -> float:
         if cells == "crop":
             dino.embed_batch(x_dino[s : s + step])
         else:
-            dino.token_cells(x_dino[s : s + step], (4, 4))
+            dino.token_cells(x_dino[s : s + step], GRID)
     return time.perf_counter() - t0
 
 
@@ -255,7 +253,7 @@ def section(
 ) -> dict:
     """All measurements of one encoder pair.  Scorer and bare timings are interleaved and repeated
     (fresh caches each time); the best of ``repeats`` is kept, which damps other load on the machine."""
-    from iconicity_utils import scoring
+    from iconicity_utils import score_tables
 
     images = unique_images(folders)
     n_gen = sum(len(list(g.rglob("*.png"))) for _, g, _ in folders.values())
@@ -269,14 +267,14 @@ def section(
     for r in range(repeats):
         times.setdefault("bare_crop", []).append(run_bare(images, encoders, batch_size))
         for w in workers:
-            cfg, names = bench_config(tmp / f"{label}-w{w}-{r}", encoders, batch_size, w)
-            t, res = run_ours(folders, encoders, cfg, names, tmp / f"{label}-cache-w{w}-{r}")
+            cfg = bench_config(tmp / f"{label}-w{w}-{r}", encoders, batch_size, w)
+            t, res = run_ours(folders, encoders, cfg, tmp / f"{label}-cache-w{w}-{r}")
             times.setdefault(f"ours_crop_w{w}", []).append(t)
             ours = ours or res
         times.setdefault("bare_tokens", []).append(run_bare(images, encoders, batch_size, cells="tokens"))
-        cfg, names = bench_config(tmp / f"{label}-tok-{r}", encoders, batch_size, workers[0])
+        cfg = bench_config(tmp / f"{label}-tok-{r}", encoders, batch_size, workers[0])
         times.setdefault("ours_tokens", []).append(
-            run_ours(folders, encoders, cfg, names, tmp / f"{label}-cache-tok-{r}", cells="tokens")[0]
+            run_ours(folders, encoders, cfg, tmp / f"{label}-cache-tok-{r}", cells="tokens")[0]
         )
     best = {k: min(v) for k, v in times.items()}
     rec.update({f"{k}_s": v for k, v in best.items()}, all_times_s=times)
@@ -302,11 +300,11 @@ def section(
         )
     per_image = ours["static"].per_image
     t0 = time.perf_counter()
-    scoring.rescore(per_image, tau_cra_static=0.8, tau_reuse=0.5)
-    scoring.threshold_sweep(per_image, metric="crt")
+    score_tables.rescore(per_image, tau_cra_static=0.8, tau_reuse=0.5)
+    score_tables.threshold_sweep(per_image, metric="crt")
     rec["rescore_s"] = time.perf_counter() - t0
-    cfg, names = bench_config(tmp / f"{label}-w{workers[0]}-0", encoders, batch_size, workers[0])
-    t_cached, again = run_ours(folders, encoders, cfg, names, tmp / f"{label}-cache-w{workers[0]}-0")
+    cfg = bench_config(tmp / f"{label}-w{workers[0]}-0", encoders, batch_size, workers[0])
+    t_cached, again = run_ours(folders, encoders, cfg, tmp / f"{label}-cache-w{workers[0]}-0")
     rec["cached_rerun_s"] = t_cached
     calls = sum(r.forward_calls for r in again.values())
     print(

@@ -1,8 +1,10 @@
-r"""Stage 04, Realization: Visual Reuse (VR), Visual Independence (VI), CRT and consistency.
+r"""Stage 04, Realization: Visual Reuse (VR), Visual Independence (VI), CRT and consistency, as pure
+maths on cell embeddings (docs/method.md §3.3-3.4).
 
-Every image is split into a ``rows x cols`` grid (default 4x4, K = 16 cells; see
-:func:`grid_boxes`).  With the DINO encoder :math:`g` and the reference cell bank
-:math:`\{R_{j,m}\}` (all cells of all reference images, any position):
+Every image is split into a ``rows x cols`` grid (default :data:`~iconicity_utils.constants.GRID`,
+4x4, K = 16 cells; see :func:`iconicity_utils.images.grid_boxes`).  With the DINO encoder
+:math:`g` and the reference cell bank :math:`\{R_{j,m}\}` (all cells of all reference images,
+any position):
 
 .. math::
 
@@ -10,18 +12,18 @@ Every image is split into a ``rows x cols`` grid (default 4x4, K = 16 cells; see
     r_{ik} = [\, m_{ik} > \tau_{reuse} \,], \qquad
     \mathrm{VR}_i = \frac{1}{K}\sum_k r_{ik}, \qquad \mathrm{VI}_i = 1 - \mathrm{VR}_i
 
-with :math:`\tau_{reuse} = 0.60`.  The authors' script reports only the continuous summaries of
+with :math:`\tau_{reuse}` = :data:`~iconicity_utils.constants.TAU_REUSE`.  The authors' script reports only the continuous summaries of
 the :math:`m_{ik}`, ``vr_mean``, ``vr_max`` and ``vr_p90`` (linear-interpolated 90th percentile,
 as ``torch.quantile``); we report those *and* the thresholded fraction ``vr`` that their README
 describes, and keep the raw :math:`m_{ik}` so any threshold can be re-applied without recompute.
 
-**Cell modes** (named, recorded with every result):
+**Cell modes** (named, recorded with every result; the scoring engine computes the embeddings):
 
 - ``cells="crop"`` (default, faithful): each cell is cropped and embedded as its own image with
   the encoder's own preprocessing (timm: ``resolve_data_config`` + ``create_transform``).
 - ``cells="tokens"`` (fast, ours): one forward pass per image (resized, not cropped, to the input
   size); patch tokens are average-pooled into the grid.  About 14x less compute, and a
-  *different measurement*: :math:`\tau_{reuse}` = 0.60 is not calibrated for it.
+  *different measurement*: :math:`\tau_{reuse}` is not calibrated for it.
 
 **Pooling** (timm encoders): ``pool="mean_all"`` (default; the mean of every token that
 ``forward_features`` returns, CLS and registers included, as the authors' script) or ``"cls"``.
@@ -30,26 +32,23 @@ describes, and keep the raw :math:`m_{ik}` so any threshold can be re-applied wi
 \mathrm{pass}_i \cdot \mathrm{VI}_i` (= CRA x mean VI over recognised images whenever one is
 recognised; 0 when none is).
 
-**Consistency** (*our own extension*, standing in for the undefined "CRC"): the mean pairwise
-CLIP cosine among a reference's n generations.
+**Consistency** (*our own extension*, standing in for the undefined "CRC"; docs/method.md §3.6):
+the mean pairwise CLIP cosine among a reference's n generations.
+
+This module only computes: cell embeddings or per-cell maxima in, scores out.  Images are cut and
+embedded by the scoring front doors (:mod:`iconicity_utils.scoring`) through one cached engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from iconicity_utils.embeddings import grid_boxes, split_grid
-from iconicity_utils.recognition import passes
+from iconicity_utils.constants import TAU_REUSE
+from iconicity_utils.recognition import check_comparison, passes
 
 __all__ = [
-    "CELL_MODES",
-    "grid_boxes",
-    "split_grid",
     "cell_maxima",
     "vr_stats",
     "crt",
@@ -58,12 +57,8 @@ __all__ = [
     "rank_correlation",
     "cell_mode_agreement",
     "VisualReuseResult",
-    "embed_cells",
     "visual_reuse",
-    "compare_cell_modes",
 ]
-
-CELL_MODES = ("crop", "tokens")
 
 
 def _normalised(a: np.ndarray, what: str) -> np.ndarray:
@@ -91,7 +86,7 @@ def cell_maxima(generated_cells: np.ndarray, reference_cells: np.ndarray) -> np.
     return (g @ r.T).max(axis=-1)
 
 
-def vr_stats(m: np.ndarray, tau: float = 0.60, comparison: str = ">") -> dict[str, np.ndarray]:
+def vr_stats(m: np.ndarray, tau: float = TAU_REUSE, comparison: str = ">") -> dict[str, np.ndarray]:
     """VR and its summaries from the per-cell maxima ``m`` (``(n, K)``).
 
     Returns:
@@ -150,7 +145,7 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def cell_mode_agreement(
-    m_crop: np.ndarray, m_tokens: np.ndarray, tau: float = 0.60, comparison: str = ">"
+    m_crop: np.ndarray, m_tokens: np.ndarray, tau: float = TAU_REUSE, comparison: str = ">"
 ) -> dict[str, float]:
     """Compare ``cells="crop"`` and ``cells="tokens"`` on the same images.
 
@@ -184,64 +179,13 @@ def cell_mode_agreement(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Front door on images
-# --------------------------------------------------------------------------------------------
-
-
-def embed_cells(
-    encoder,
-    images: Sequence[Any],
-    grid: tuple[int, int] = (4, 4),
-    cells: str = "crop",
-    pool: str = "mean_all",
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Cell embeddings of whole images (paths or PIL images): ``(N, rows*cols, D)`` float32.
-
-    A direct, uncached path (one image at a time); scoring uses :mod:`iconicity_utils.embeddings`.
-    """
-    import torch
-
-    from iconicity_utils.encoders import EncoderError
-    from iconicity_utils.images import open_rgb
-
-    if cells not in CELL_MODES:
-        raise ValueError(f"unknown cells mode {cells!r}; expected one of {CELL_MODES}")
-    out = []
-    for i, im in enumerate(images):
-        name = str(im) if isinstance(im, str | Path) else f"<image {i}>"
-        pil = open_rgb(im) if isinstance(im, str | Path) else im.convert("RGB")
-        try:
-            if cells == "crop":
-                x = torch.stack([encoder.preprocess(c) for c in split_grid(pil, grid)])
-                emb = torch.cat(
-                    [
-                        encoder.embed_batch(x[s : s + batch_size], pool=pool)
-                        for s in range(0, len(x), batch_size)
-                    ]
-                )
-            else:
-                emb = encoder.token_cells(encoder.token_input(pil).unsqueeze(0), grid)[0]
-        except Exception as exc:
-            raise EncoderError(
-                f"encoder {encoder.name!r} failed on {name} (cells={cells}): {type(exc).__name__}: {exc}"
-            ) from exc
-        out.append(emb.numpy())
-    return np.stack(out).astype(np.float32, copy=False)
-
-
 @dataclass
 class VisualReuseResult:
     """VR of a set of generations against one reference cell bank, with the raw per-cell maxima."""
 
-    grid: tuple[int, int]
     tau: float
     comparison: str
-    cells: str
-    pool: str
     m: np.ndarray  # (n, K) per-cell maxima m_ik
-    encoder: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reused(self) -> np.ndarray:
@@ -260,94 +204,22 @@ class VisualReuseResult:
     def vi(self) -> np.ndarray:
         return self.stats["vi"]
 
-    def modes(self) -> dict[str, Any]:
-        return {
-            "grid": f"{self.grid[0]}x{self.grid[1]}",
-            "vr_tau": self.tau,
-            "vr_comparison": self.comparison,
-            "vr_cells": self.cells,
-            "vr_pool": self.pool,
-            "vr_encoder": self.encoder.get("encoder"),
-        }
-
 
 def visual_reuse(
-    generated: np.ndarray | Sequence[Any] | str | Path,
-    references: np.ndarray | Sequence[Any] | str | Path,
+    generated_cells: np.ndarray,
+    reference_cells: np.ndarray,
     *,
-    kind: str | None = None,
-    grid: tuple[int, int] = (4, 4),
-    tau: float = 0.60,
-    encoder: Any = None,
-    cells: str = "crop",
-    pool: str = "mean_all",
+    tau: float = TAU_REUSE,
     comparison: str = ">",
-    batch_size: int = 64,
-    registry=None,
-    device: str = "cpu",
 ) -> VisualReuseResult:
-    """Visual Reuse of generated images against one reference.
+    """Visual Reuse of generated images against one reference, from cell embeddings.
 
     Args:
-        generated: ``(n, K, D)`` cell embeddings, image paths / PIL images, or a folder.
-        references: ``(R, K, D)`` / ``(M, D)`` cell embeddings, images, or the reference folder.
-        kind: for a reference *folder*: ``"static"`` (first file) or ``"dynamic"`` (all files).
-            Lists and arrays are used whole.
-        grid: ``(rows, cols)``; default 4x4.
-        tau: :math:`\\tau_{reuse}`, default 0.60.
-        encoder: an Encoder or registry name (images only).
-        cells: ``"crop"`` (faithful) or ``"tokens"`` (fast; different measurement).
-        pool: ``"mean_all"`` or ``"cls"`` (timm encoders).
-        comparison: ``">"`` or ``">="``.
-        batch_size: crops per forward pass.
-        registry: registry used to load ``encoder`` by name.
-        device: device to load ``encoder`` on by name.
+        generated_cells: ``(n, K, D)`` L2-normalised cell embeddings (``(K, D)`` for one image).
+        reference_cells: the bank: ``(R, K, D)`` or ``(M, D)``, all cells of all reference images.
+        tau: :math:`\\tau_{reuse}`; default :data:`~iconicity_utils.constants.TAU_REUSE`.
+        comparison: ``">"`` (paper figure, default) or ``">="`` (authors' script).
     """
-    from iconicity_utils.recognition import _check_comparison, _load, _resolve_images
-
-    _check_comparison(comparison)
-    if cells not in CELL_MODES:
-        raise ValueError(f"unknown cells mode {cells!r}; expected one of {CELL_MODES}")
-    if isinstance(references, str | Path) and kind is None:
-        raise ValueError("references is a folder: say kind='static' (first file) or kind='dynamic' (all)")
-    encoder = _load(encoder, registry, device)
-
-    def _cells(x, k, what):
-        if isinstance(x, np.ndarray):
-            return x
-        if encoder is None:
-            raise ValueError(f"{what} are images: pass encoder= (an Encoder or a registry name)")
-        return embed_cells(encoder, _resolve_images(x, k, what), grid, cells, pool, batch_size)
-
-    ref = _cells(references, kind, "references")
-    gen = _cells(generated, None, "generated images")
-    m = np.atleast_2d(cell_maxima(gen, ref))
-    info = dict(getattr(encoder, "info", {}) or {})
-    eff_pool = encoder.effective_pool(pool) if encoder is not None else pool
-    return VisualReuseResult(tuple(grid), float(tau), comparison, cells, eff_pool, m, info)
-
-
-def compare_cell_modes(
-    generated: Sequence[Any],
-    references: Sequence[Any],
-    *,
-    encoder: Any,
-    grid: tuple[int, int] = (4, 4),
-    tau: float = 0.60,
-    pool: str = "mean_all",
-    comparison: str = ">",
-    registry=None,
-    device: str = "cpu",
-) -> tuple[dict[str, float], VisualReuseResult, VisualReuseResult]:
-    """Both cell modes on the same images and weights, and how much they agree.
-
-    Returns:
-        (:func:`cell_mode_agreement` summary, crop result, tokens result).
-    """
-    from iconicity_utils.recognition import _load
-
-    encoder = _load(encoder, registry, device)
-    common = {"grid": grid, "tau": tau, "encoder": encoder, "pool": pool, "comparison": comparison}
-    crop = visual_reuse(generated, references, cells="crop", **common)
-    tokens = visual_reuse(generated, references, cells="tokens", **common)
-    return cell_mode_agreement(crop.m, tokens.m, tau, comparison), crop, tokens
+    check_comparison(comparison)
+    m = np.atleast_2d(cell_maxima(generated_cells, reference_cells))
+    return VisualReuseResult(float(tau), comparison, m)

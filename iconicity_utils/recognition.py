@@ -1,16 +1,17 @@
-r"""Stage 03, Recognition: the Cultural Reference Alignment (CRA).
+r"""Stage 03, Recognition: the Cultural Reference Alignment (CRA), as pure maths on embeddings.
 
 For one reference with images :math:`R_1..R_m` and a model's generations :math:`I_1..I_n`, with
-the CLIP image encoder :math:`f` (L2-normalised embeddings):
+the CLIP image encoder :math:`f` (L2-normalised embeddings; docs/method.md §3.2):
 
 .. math::
 
     s_{ij} = \cos(f(I_i), f(R_j)), \qquad s_i = \max_j s_{ij}, \qquad
     \mathrm{pass}_i = [\, s_i > \tau \,], \qquad \mathrm{CRA} = \frac{1}{n} \sum_i \mathrm{pass}_i
 
-- ``kind="static"`` references use **one** image (the first file in sorted order); ``"dynamic"``
-  ones take the max over all their (pHash-deduplicated) stills.
-- :math:`\tau` = 0.70 for static and 0.75 for dynamic references (the authors' script defaults).
+- ``kind="static"`` references use **one** image; ``"dynamic"`` ones take the max over all their
+  (pHash-deduplicated) stills.
+- :math:`\tau` defaults to :data:`~iconicity_utils.constants.TAU_CRA` of the kind (0.70 static,
+  0.75 dynamic: the authors' script defaults).
 - ``comparison=">"`` (default) follows the paper's figure; ``">="`` is the authors' released
   script.  Similarities are float32, and the threshold is compared **at float32 precision**
   (``np.float32(tau)``), so a similarity that equals :math:`\tau` in float32 is a tie: it fails
@@ -18,8 +19,10 @@ the CLIP image encoder :math:`f` (L2-normalised embeddings):
 
 Every image keeps its row (also those that fail), so the denominator ``n`` is never lost.
 
-Front doors: :func:`recognition` (images or embeddings in, a :class:`RecognitionResult` out) and
-:func:`cra` (just the number).  Whole studies are scored by :func:`iconicity_utils.scoring.score`.
+This module only computes: embeddings in, scores out, in the functional style of torchmetrics.
+Images are embedded by the scoring front doors (:func:`iconicity_utils.scoring.score`,
+:func:`~iconicity_utils.scoring.score_folders`, :func:`~iconicity_utils.scoring.score_images`),
+which all run through one cached feature engine.
 
 Example:
     >>> import numpy as np
@@ -32,37 +35,35 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from iconicity_utils.constants import COMPARISONS, KINDS, TAU_CRA
+
 __all__ = [
-    "COMPARISONS",
-    "KINDS",
-    "DEFAULT_TAU",
     "RecognitionResult",
+    "check_comparison",
+    "check_kind",
     "passes",
     "similarity_matrix",
     "best_match",
-    "cra_from_similarities",
-    "reference_files",
-    "recognition",
     "cra",
+    "recognition",
 ]
 
-#: the two named threshold comparisons: the paper's figure (">") and the released script (">=")
-COMPARISONS = (">", ">=")
-KINDS = ("static", "dynamic")
-#: the authors' script defaults (``IC_TAU_STATIC_DEFAULT``, ``IC_TAU_DYNAMIC_DEFAULT``)
-DEFAULT_TAU = {"static": 0.70, "dynamic": 0.75}
 
-
-def _check_comparison(comparison: str) -> None:
+def check_comparison(comparison: str) -> None:
+    """Raise ``ValueError`` for a comparison that is not one of :data:`~iconicity_utils.constants.COMPARISONS`."""
     if comparison not in COMPARISONS:
         raise ValueError(f"unknown comparison {comparison!r}; expected one of {COMPARISONS}")
+
+
+def check_kind(kind: str) -> None:
+    """Raise ``ValueError`` for a reference kind that is not one of :data:`~iconicity_utils.constants.KINDS`."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown reference kind {kind!r}; expected one of {KINDS}")
 
 
 def passes(values, tau: float, comparison: str = ">") -> np.ndarray:
@@ -73,7 +74,7 @@ def passes(values, tau: float, comparison: str = ">") -> np.ndarray:
         tau: the threshold.
         comparison: ``">"`` (paper figure, default) or ``">="`` (authors' script).
     """
-    _check_comparison(comparison)
+    check_comparison(comparison)
     v = np.asarray(values, dtype=np.float32)
     t = np.float32(tau)
     return v > t if comparison == ">" else v >= t
@@ -105,26 +106,10 @@ def best_match(similarities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s.max(axis=1), s.argmax(axis=1)
 
 
-def cra_from_similarities(s: np.ndarray, tau: float, comparison: str = ">") -> float:
-    """CRA = the fraction of images whose best similarity passes ``tau``; NaN for no images."""
-    s = np.asarray(s)
+def cra(best_similarities, tau: float, comparison: str = ">") -> float:
+    """CRA = the fraction of images whose best similarity :math:`s_i` passes ``tau``; NaN for no images."""
+    s = np.asarray(best_similarities)
     return float(passes(s, tau, comparison).mean()) if s.size else float("nan")
-
-
-def reference_files(folder: str | Path, kind: str) -> list[Path]:
-    """The reference images scoring uses: static -> the first file in sorted order; dynamic -> all.
-
-    Raises:
-        FileNotFoundError: the folder has no image (names the folder).
-    """
-    from iconicity_utils.images import list_images
-
-    if kind not in KINDS:
-        raise ValueError(f"unknown reference kind {kind!r}; expected one of {KINDS}")
-    files = list_images(folder)
-    if not files:
-        raise FileNotFoundError(f"no reference image in {folder} (kind {kind})")
-    return files[:1] if kind == "static" else files
 
 
 @dataclass
@@ -138,7 +123,6 @@ class RecognitionResult:
     cra_sim: np.ndarray  # (n,): s_i
     cra_ref: np.ndarray  # (n,): argmax_j
     cra_pass: np.ndarray  # (n,): bool
-    encoder: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cra(self) -> float:
@@ -149,107 +133,38 @@ class RecognitionResult:
         return int(self.cra_pass.size)
 
     def modes(self) -> dict[str, Any]:
-        """The named choices behind this result (recorded with every score)."""
-        return {
-            "kind": self.kind,
-            "cra_tau": self.tau,
-            "cra_comparison": self.comparison,
-            "cra_encoder": self.encoder.get("encoder"),
-        }
-
-
-def _resolve_images(x, kind: str | None, what: str) -> list:
-    """A folder -> its reference files (by kind) or its images; a path/PIL list -> itself."""
-    from iconicity_utils.images import list_images
-
-    if isinstance(x, str | Path):
-        if kind is None:
-            files = list_images(x)
-            if not files:
-                raise FileNotFoundError(f"{what}: no image in {x}")
-            return files
-        return reference_files(x, kind)
-    return list(x)
-
-
-def _embed(x, kind: str | None, what: str, encoder, batch_size: int) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    if encoder is None:
-        raise ValueError(f"{what} are images: pass encoder= (an Encoder or a registry name)")
-    from iconicity_utils.encoders import embed_images
-
-    images = _resolve_images(x, kind, what)
-    if not images:
-        raise ValueError(f"{what}: no images given")
-    return embed_images(encoder, images, batch_size=batch_size)
-
-
-def _load(encoder, registry, device):
-    if isinstance(encoder, str):
-        from iconicity_utils.encoders import load_encoder
-
-        return load_encoder(encoder, registry, device=device)
-    return encoder
+        """The named choices behind this result."""
+        return {"kind": self.kind, "cra_tau": self.tau, "cra_comparison": self.comparison}
 
 
 def recognition(
-    generated: np.ndarray | Sequence[Any] | str | Path,
-    references: np.ndarray | Sequence[Any] | str | Path,
+    generated: np.ndarray,
+    references: np.ndarray,
     *,
     kind: str,
-    encoder: Any = None,
     tau: float | None = None,
     comparison: str = ">",
-    batch_size: int = 32,
-    registry=None,
-    device: str = "cpu",
 ) -> RecognitionResult:
-    """Recognition (CRA) of generated images against one reference.
+    """Recognition (CRA) of generated images against one reference, from embeddings.
 
     Args:
-        generated: ``(n, D)`` L2-normalised embeddings, image paths / PIL images, or a folder.
-        references: embeddings, images, or the reference folder (static: its first file in sorted
-            order; dynamic: all its files).  A static reference given as embeddings or a list must
-            hold exactly one image.
+        generated: ``(n, D)`` L2-normalised embeddings of the generated images.
+        references: ``(m, D)`` embeddings of the reference images; exactly one row for a static
+            reference.
         kind: ``"static"`` or ``"dynamic"``.
-        encoder: an :class:`~iconicity_utils.encoders.Encoder` or a registry name (images only).
-        tau: threshold; default 0.70 (static) / 0.75 (dynamic).
+        tau: threshold; default :data:`~iconicity_utils.constants.TAU_CRA` of ``kind``.
         comparison: ``">"`` (paper figure, default) or ``">="`` (authors' script).
-        batch_size: images per forward pass.
-        registry: registry used to load ``encoder`` by name.
-        device: device to load ``encoder`` on by name.
 
     Raises:
-        ValueError: a static reference with more than one image, an unknown kind/comparison, or
-            embeddings that are not L2-normalised.
+        ValueError: a static reference with more than one image, an unknown kind or comparison,
+            or embeddings that are not L2-normalised.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown reference kind {kind!r}; expected one of {KINDS}")
-    _check_comparison(comparison)
-    tau = DEFAULT_TAU[kind] if tau is None else float(tau)
-    encoder = _load(encoder, registry, device)
-    ref = _embed(references, kind, "references", encoder, batch_size)
-    if kind == "static" and np.asarray(ref).shape[0] != 1:
-        raise ValueError(
-            f"a static reference uses exactly one image, got {np.asarray(ref).shape[0]}; "
-            "pass its folder (the first file is used) or kind='dynamic'"
-        )
-    gen = _embed(generated, None, "generated images", encoder, batch_size)
-    sims = similarity_matrix(gen, ref)
+    check_kind(kind)
+    check_comparison(comparison)
+    tau = TAU_CRA[kind] if tau is None else float(tau)
+    n_ref = np.asarray(references).shape[0]
+    if kind == "static" and n_ref != 1:
+        raise ValueError(f"a static reference uses exactly one image, got {n_ref}; or say kind='dynamic'")
+    sims = similarity_matrix(generated, references)
     s, arg = best_match(sims)
-    return RecognitionResult(
-        kind=kind,
-        tau=tau,
-        comparison=comparison,
-        similarities=sims,
-        cra_sim=s,
-        cra_ref=arg,
-        cra_pass=passes(s, tau, comparison),
-        encoder=dict(getattr(encoder, "info", {}) or {}),
-    )
-
-
-def cra(generated, references, **kwargs) -> float:
-    """The CRA number alone; arguments as :func:`recognition`."""
-    return recognition(generated, references, **kwargs).cra
+    return RecognitionResult(kind, tau, comparison, sims, s, arg, passes(s, tau, comparison))

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from iconicity_utils.embeddings import grid_boxes
+from iconicity_utils.constants import GRID
+from iconicity_utils.images import grid_boxes, open_rgb
+from iconicity_utils.realization import rank_correlation
+from iconicity_utils.recognition import passes
+from iconicity_utils.score_tables import threshold_sweep
 
 __all__ = [
     "REUSED",
@@ -44,13 +48,13 @@ METRIC_LABELS = {
 
 
 def reuse_overlay(
-    image, reused: Sequence[bool], grid: tuple[int, int] = (4, 4), alpha: float = 0.45, scale: int = 1
+    image, reused: Sequence[bool], grid: tuple[int, int] = GRID, alpha: float = 0.45, scale: int = 1
 ):
     """The image with each grid cell tinted pink (reused) or green (independent), cell borders drawn.
 
     Args:
         image: a PIL image.
-        reused: ``rows*cols`` flags in row-major order (:func:`~iconicity_utils.embeddings.grid_boxes`).
+        reused: ``rows*cols`` flags in row-major order (:func:`~iconicity_utils.images.grid_boxes`).
         grid: ``(rows, cols)``.
         alpha: tint strength.
         scale: integer upscaling (nearest neighbour) for display; the cells are those of the original.
@@ -189,8 +193,6 @@ def plot_recognition_realization(per_reference, variant: str | None = "title"):
 
 def plot_threshold_sensitivity(per_image, taus: Sequence[float] | None = None, variant: str | None = "title"):
     """CRA vs τ, VR vs τ_reuse and CRT vs τ, one line per (model, kind); dotted: the table's values."""
-    from iconicity_utils.scoring import threshold_sweep
-
     plt = _plt()
     df = per_image
     if variant is not None and variant in set(df["variant"]):
@@ -236,9 +238,6 @@ def plot_gallery(per_image, resolve: Callable[[str], Path] = Path, n: int = 4, r
         n: number of pairs (chosen by :func:`gallery_rows` unless ``rows`` is given).
         rows: the rows to show.
     """
-    from iconicity_utils.images import open_rgb
-    from iconicity_utils.recognition import passes
-
     plt = _plt()
     rows = gallery_rows(per_image, n) if rows is None else rows
     fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 3.0 * len(rows)), squeeze=False)
@@ -278,8 +277,6 @@ def plot_baseline_agreement(per_image):
 
     ``phash_dist`` is negated so that, for every column, higher means "closer to the reference".
     """
-    from iconicity_utils.realization import rank_correlation
-
     plt = _plt()
     cols = {
         "VR": "vr",

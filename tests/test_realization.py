@@ -1,67 +1,30 @@
-"""Realization: the grid, VR/VI and its summaries, CRT, consistency and the cell-mode comparison,
-each against an independent numpy computation; exact and cell-permuted copies through real
-stand-in encoders; DataLoader workers change nothing."""
+"""Realization as pure maths: VR/VI and its summaries, CRT, consistency and the cell-mode comparison,
+each against an independent numpy computation.  The grid is tested with the image helpers
+(tests/test_images.py); copies through real encoders are scored through the front doors
+(tests/test_scoring.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from scoring_fixtures import noise, permuted, photo
 
-from iconicity_utils.embeddings import FeatureSpec, FeatureStore, extract
-from iconicity_utils.encoders import load_encoder
+from iconicity_utils.constants import TAU_REUSE
 from iconicity_utils.realization import (
     cell_maxima,
     cell_mode_agreement,
-    compare_cell_modes,
     consistency,
     crt,
-    grid_boxes,
     rank_correlation,
-    split_grid,
     vi_over_recognised,
     visual_reuse,
     vr_stats,
 )
-from iconicity_utils.registry import Registry
 
 
 def unit(rng, *shape):
     a = rng.normal(size=shape).astype(np.float32)
     return a / np.linalg.norm(a, axis=-1, keepdims=True)
-
-
-# -- grid --------------------------------------------------------------------------------------
-
-
-def test_grid_remainder_goes_to_the_last_row_and_column():
-    boxes = grid_boxes(90, 62, (4, 4))  # cell 22 x 15; last column 66..90, last row 45..62
-    lefts = [0, 22, 44, 66]
-    tops = [0, 15, 30, 45]
-    want = [
-        (lefts[c], tops[r], 90 if c == 3 else lefts[c] + 22, 62 if r == 3 else tops[r] + 15)
-        for r in range(4)
-        for c in range(4)
-    ]
-    assert boxes == want
-    assert boxes[15] == (66, 45, 90, 62) and boxes[0] == (0, 0, 22, 15)
-    for w, h, g in [(90, 62, (4, 4)), (17, 11, (3, 5)), (4, 4, (4, 4)), (100, 7, (1, 2))]:
-        cover = np.zeros((h, w), dtype=int)
-        for left, top, right, bottom in grid_boxes(w, h, g):
-            cover[top:bottom, left:right] += 1
-        assert (cover == 1).all(), (w, h, g)  # every pixel in exactly one cell
-    with pytest.raises(ValueError, match="too small"):
-        grid_boxes(3, 10, (4, 4))
-
-
-def test_split_grid_crops_are_the_pixel_blocks():
-    im = photo("astronaut", (90, 62))
-    arr = np.asarray(im)
-    cells = split_grid(im, (4, 4))
-    assert len(cells) == 16
-    for (left, top, right, bottom), cell in zip(grid_boxes(90, 62, (4, 4)), cells, strict=True):
-        np.testing.assert_array_equal(np.asarray(cell), arr[top:bottom, left:right])
 
 
 # -- formulas vs numpy ---------------------------------------------------------------------------
@@ -142,88 +105,19 @@ def test_cell_mode_agreement_against_hand_counts():
     assert np.isnan(rank_correlation([1, 1, 1], [1, 2, 3]))
 
 
-# -- through real stand-in encoders ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def encoders(standins):
-    reg = Registry.load()
-    return {n: load_encoder(n, reg) for n in ("tiny-dino", "tiny-clip", "tiny-sscd")}
-
-
-@pytest.mark.parametrize(
-    "name, cells",
-    [("tiny-dino", "crop"), ("tiny-dino", "tokens"), ("tiny-clip", "crop"), ("tiny-sscd", "crop")],
-)
-def test_an_exact_copy_is_fully_reused(encoders, name, cells):
-    ref = photo("astronaut", (90, 62))  # with grid remainders
+def test_visual_reuse_on_cell_embeddings():
+    rng = np.random.default_rng(5)
+    ref = unit(rng, 1, 16, 8)
     copy = ref.copy()
-    res = visual_reuse([copy], [ref], encoder=encoders[name], cells=cells)
-    np.testing.assert_allclose(res.m, 1.0, atol=1e-5)
-    assert res.vr.tolist() == [1.0] and res.vi.tolist() == [0.0]
-    assert crt(np.array([True]), res.vi) == 0.0
-    assert res.modes()["vr_cells"] == cells
-
-
-def test_a_cell_permuted_copy_is_fully_reused_in_crop_mode(encoders):
-    ref = photo("chelsea", (96, 64))
-    shuffled = permuted(ref, seed=5)
-    res = visual_reuse([shuffled, noise((96, 64), 1)], [ref], encoder=encoders["tiny-dino"], cells="crop")
-    np.testing.assert_allclose(res.m[0], 1.0, atol=1e-5)  # each cell matches its moved original
-    assert res.vr[0] == 1.0
-    assert res.m[1].max() < 0.999  # noise does not copy any cell
-
-
-def test_pooling_modes_differ_and_are_recorded(encoders):
-    ref, gen = photo("coffee", (64, 64)), photo("rocket", (64, 64))
-    a = visual_reuse([gen], [ref], encoder=encoders["tiny-dino"], pool="mean_all")
-    b = visual_reuse([gen], [ref], encoder=encoders["tiny-dino"], pool="cls")
-    assert not np.allclose(a.m, b.m)
-    assert (a.pool, b.pool) == ("mean_all", "cls")
-    assert visual_reuse([gen], [ref], encoder=encoders["tiny-clip"]).pool == "native"
-
-
-def test_compare_cell_modes_on_the_same_images(encoders):
-    refs = [photo("coffee", (64, 64))]
-    gens = [photo("coffee", (64, 64)), permuted(photo("coffee", (64, 64))), noise((64, 64), 2)]
-    summary, crop, tokens = compare_cell_modes(gens, refs, encoder=encoders["tiny-dino"])
-    assert crop.cells == "crop" and tokens.cells == "tokens" and summary["n_images"] == 3
-    assert summary == cell_mode_agreement(crop.m, tokens.m, 0.60, ">")
-    with pytest.raises(Exception, match="timm"):
-        visual_reuse(gens, refs, encoder=encoders["tiny-clip"], cells="tokens")
-
-
-def test_reference_folder_needs_a_kind(tmp_path):
-    with pytest.raises(ValueError, match="kind="):
-        visual_reuse(np.ones((1, 16, 2)) / np.sqrt(2), tmp_path)
-
-
-def test_dataloader_workers_give_identical_features(encoders, tmp_path):
-    paths = []
-    for i, (name, size) in enumerate(
-        [("astronaut", (90, 62)), ("coffee", (64, 64)), ("chelsea", (50, 77)), ("rocket", (64, 40))]
-    ):
-        p = tmp_path / f"{i}.png"
-        photo(name, size).save(p)
-        paths.append(p)
-    specs = [
-        FeatureSpec("cells-crop", "tiny-dino"),
-        FeatureSpec("cells-tokens", "tiny-dino"),
-        FeatureSpec("global", "tiny-clip", pool="mean_all"),
-        FeatureSpec("phash"),
-        FeatureSpec("gray", size=32),
-    ]
-    results = []
-    for workers in (0, 2):
-        stores = {s: FeatureStore(tmp_path / f"w{workers}" / s.key.replace("/", "_")) for s in specs}
-        counts = extract(paths, specs, encoders, stores, batch_size=20, num_workers=workers)
-        assert counts["images"] == 4
-        results.append(stores)
-    from iconicity_utils.embeddings import content_hash
-
-    for s in specs:
-        for p in paths:
-            np.testing.assert_array_equal(
-                results[0][s].get(content_hash(p)), results[1][s].get(content_hash(p))
-            )
-    assert results[0][specs[0]].get(content_hash(paths[0])).shape == (16, 32)
+    permuted = ref[:, rng.permutation(16)]
+    other = unit(rng, 1, 16, 8)
+    res = visual_reuse(np.concatenate([copy, permuted, other]), ref)
+    assert res.tau == TAU_REUSE and res.comparison == ">"
+    np.testing.assert_allclose(res.m[:2], 1.0, atol=1e-6)  # a copy, and a copy with its cells moved
+    assert res.vr[:2].tolist() == [1.0, 1.0] and res.vi[:2].tolist() == [0.0, 0.0]
+    np.testing.assert_array_equal(res.reused, res.m > np.float32(TAU_REUSE))
+    np.testing.assert_allclose(res.m[2], cell_maxima(other[0], ref.reshape(16, 8)), atol=1e-6)
+    with pytest.raises(ValueError, match="comparison"):
+        visual_reuse(copy, ref, comparison="=>")
+    with pytest.raises(ValueError, match="L2-normalised"):
+        visual_reuse(copy * 2, ref)

@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import scoring_fixtures as sf
+from authors_reimpl import authors_cra, authors_vr
+from scoring_fixtures import noise, permuted, photo
 
-from iconicity_utils import embeddings, scoring
+from iconicity_utils import features, score_tables, scoring
+from iconicity_utils.constants import TAU_CRA, TAU_REUSE
 from iconicity_utils.encoders import EncoderError, EncoderLoadError, embed_images, load_encoder
-from iconicity_utils.images import ImageReadError
+from iconicity_utils.images import ImageReadError, split_grid
 from iconicity_utils.io import read_table, write_table
-from iconicity_utils.realization import visual_reuse
+from iconicity_utils.realization import cell_mode_agreement, visual_reuse
 from iconicity_utils.recognition import recognition
 from iconicity_utils.registry import STANDIN_LABEL, Registry
-
-sys.path.insert(0, str(sf.REPO_ROOT / "benchmarks"))
-from authors_reimpl import authors_cra, authors_vr  # noqa: E402
 
 ENCODERS = ("tiny-clip", "tiny-dino", "tiny-sscd")
 REQUIRED = [
@@ -43,7 +43,8 @@ def study(tmp_path_factory, standins):
     cfg = sf.study_config(tmp_path_factory.mktemp("study"))
     sf.make_study(cfg)
     encoders = load_all(cfg)
-    result = scoring.score(cfg, encoders=encoders, tau_cra_static=0.999, tau_cra_dynamic=0.999)
+    strict = cfg.with_overrides(thresholds={"tau_cra_static": 0.999, "tau_cra_dynamic": 0.999})
+    result = scoring.score(strict, encoders=encoders)
     return cfg, encoders, result
 
 
@@ -82,19 +83,32 @@ def test_copies_and_permuted_copies(study):
     np.testing.assert_allclose(np.stack(perm["vr_cells"]), 1.0, atol=1e-5)
 
 
-def test_engine_equals_the_front_doors(study):
-    """The cached, batched engine gives what recognition()/visual_reuse() compute image by image."""
-    cfg, encoders, res = study
-    from iconicity_utils.recognition import reference_files
+def _oracle_cells(encoder, paths) -> np.ndarray:
+    """Cell embeddings computed image by image, outside the engine: crop, preprocess, embed."""
+    import torch
 
+    from iconicity_utils.images import open_rgb
+
+    out = []
+    for p in paths:
+        x = torch.stack([encoder.preprocess(c) for c in split_grid(open_rgb(p), (4, 4))])
+        out.append(encoder.embed_batch(x).numpy())
+    return np.stack(out)
+
+
+def test_engine_equals_an_image_by_image_computation(study):
+    """The cached, batched engine gives what embedding each image on its own and the pure maths give."""
+    cfg, encoders, res = study
     for (_model, slug), g in res.per_image.groupby(["model", "slug"]):
         kind = g["kind"].iloc[0]
-        refs = reference_files(cfg.reference_dir(kind, slug), kind)
+        refs = scoring.reference_files(cfg.reference_dir(kind, slug), kind)
         gens = [cfg.absolute(p) for p in g["path"]]
-        rec = recognition(gens, refs, kind=kind, encoder=encoders["tiny-clip"], tau=0.999)
+        clip = encoders["tiny-clip"]
+        rec = recognition(embed_images(clip, gens), embed_images(clip, refs), kind=kind, tau=0.999)
         np.testing.assert_allclose(g["cra_sim"], rec.cra_sim, atol=1e-6)
         assert g["cra_pass"].tolist() == rec.cra_pass.tolist()
-        vr = visual_reuse(gens, refs, encoder=encoders["tiny-dino"])
+        dino = encoders["tiny-dino"]
+        vr = visual_reuse(_oracle_cells(dino, gens), _oracle_cells(dino, refs))
         np.testing.assert_allclose(np.stack(g["vr_cells"]), vr.m, atol=1e-6)
         np.testing.assert_allclose(g["vr"], vr.vr)
 
@@ -129,7 +143,9 @@ def test_tables_are_written_labelled_with_provenance(study):
         df = read_table(cfg.results_dir / name)
         assert (df["note"] == STANDIN_LABEL).all()
         prov = df.attrs["provenance"]
-        assert prov["options"]["cells"] == "crop" and prov["options"]["comparison"] == ">"
+        settings = prov["settings"]
+        assert settings["realization"]["cells"] == "crop" and settings["thresholds"]["comparison"] == ">"
+        assert settings["thresholds"]["tau_cra_static"] == 0.999  # the effective values, overrides included
         assert prov["encoders"]["recognition"]["encoder"] == "tiny-clip"
         assert prov["encoders"]["realization"]["fingerprint"]
     back = read_table(cfg.results_dir / scoring.PER_IMAGE)
@@ -154,27 +170,27 @@ def test_rescoring_uses_the_cache_and_no_encoder(study):
         cold.forward_calls == 0
         and cold.per_image["cra_pass"].tolist() == again.per_image["cra_pass"].tolist()
     )
-    pi, pr = scoring.rescore(first.per_image, tau_cra_static=0.70, tau_cra_dynamic=0.75)
+    pi, pr = score_tables.rescore(first.per_image, tau_cra_static=0.70, tau_cra_dynamic=0.75)
     for col in ("cra_pass", "vr", "vi", "cra_tau"):
         assert pi[col].tolist() == again.per_image[col].tolist()
     np.testing.assert_allclose(pr["crt"], again.per_reference["crt"])
-    strict, _ = scoring.rescore(first.per_image, tau_reuse=0.999)
-    incl, _ = scoring.rescore(first.per_image, tau_reuse=0.999, comparison=">=")
+    strict, _ = score_tables.rescore(first.per_image, tau_reuse=0.999)
+    incl, _ = score_tables.rescore(first.per_image, tau_reuse=0.999, comparison=">=")
     assert (incl["vr"] >= strict["vr"]).all()
 
 
 def test_threshold_sweep_matches_rescore(study):
     res = study[2]
-    sweep = scoring.threshold_sweep(res.per_image, [0.5, 0.7, 0.999], metric="cra")
-    _, pr = scoring.rescore(res.per_image, tau_cra_static=0.7, tau_cra_dynamic=0.7)
+    sweep = score_tables.threshold_sweep(res.per_image, [0.5, 0.7, 0.999], metric="cra")
+    _, pr = score_tables.rescore(res.per_image, tau_cra_static=0.7, tau_cra_dynamic=0.7)
     at = sweep[sweep.tau == 0.7].set_index(["model", "kind"])["value"]
     want = pr.groupby(["model", "kind"])["cra"].mean()
     np.testing.assert_allclose(at.sort_index(), want.sort_index())
     for _, g in sweep.groupby(["model", "kind"]):
         assert g.sort_values("tau")["value"].is_monotonic_decreasing
-    vr = scoring.threshold_sweep(res.per_image, [0.6], metric="vr")
+    vr = score_tables.threshold_sweep(res.per_image, [0.6], metric="vr")
     assert vr["vary"].eq("tau_reuse").all()
-    crt = scoring.threshold_sweep(res.per_image, [0.0], metric="crt")  # all recognised: CRT = mean VI
+    crt = score_tables.threshold_sweep(res.per_image, [0.0], metric="crt")  # all recognised: CRT = mean VI
     m = res.per_image.assign(vi=1 - res.per_image["vr"]).groupby(["model", "kind", "slug"])["vi"].mean()
     np.testing.assert_allclose(
         crt.set_index(["model", "kind"])["value"].sort_index(),
@@ -184,13 +200,12 @@ def test_threshold_sweep_matches_rescore(study):
 
 def test_cell_mode_comparison_on_the_same_images(study):
     cfg, encoders, crop = study
-    tokens = scoring.score(
-        cfg, encoders=encoders, write=False, cells="tokens", tau_cra_static=0.999, tau_cra_dynamic=0.999
+    tokens_cfg = cfg.with_overrides(
+        realization={"cells": "tokens"}, thresholds={"tau_cra_static": 0.999, "tau_cra_dynamic": 0.999}
     )
+    tokens = scoring.score(tokens_cfg, encoders=encoders, write=False)
     assert set(tokens.per_image["vr_cells_mode"]) == {"tokens"} and tokens.forward_calls > 0
-    summary, table = scoring.cell_mode_comparison(crop, tokens)
-    from iconicity_utils.realization import cell_mode_agreement
-
+    summary, table = score_tables.cell_mode_comparison(crop, tokens)
     want = cell_mode_agreement(
         np.stack(crop.per_image["vr_cells"]), np.stack(tokens.per_image["vr_cells"]), 0.6, ">"
     )
@@ -199,14 +214,14 @@ def test_cell_mode_comparison_on_the_same_images(study):
     copies = tokens.per_image[tokens.per_image["index"] == 0]
     assert (copies["vr"] == 1).all()  # a copy is reused in either mode
     with pytest.raises(ValueError, match="crop-mode table first"):
-        scoring.cell_mode_comparison(tokens, crop)
+        score_tables.cell_mode_comparison(tokens, crop)
 
 
 def test_a_stopped_run_resumes_and_keeps_what_it_computed(tmp_path, standins, monkeypatch, study):
     cfg = sf.study_config(tmp_path, realization={"batch_size": 16})
     sf.make_study(cfg)
     encoders = load_all(cfg)
-    monkeypatch.setattr(embeddings, "FLUSH_EVERY", 2)
+    monkeypatch.setattr(features, "FLUSH_EVERY", 2)
     dino = encoders["tiny-dino"]
     real = dino.embed_batch
 
@@ -309,8 +324,7 @@ def test_folder_scorer_layout_whitelist_kgen_and_dedup(folders, tmp_path):
         gendir,
         prompts,
         kind="dynamic",
-        k_gen=4,
-        config=cfg,
+        config=cfg.with_overrides(realization={"k_gen": 4}),
         out_dir=tmp_path / "out",
         encoders=encoders,
     )
@@ -333,9 +347,8 @@ def test_folder_scorer_layout_whitelist_kgen_and_dedup(folders, tmp_path):
     assert (copies["vr"] == 1).all()
     for name in (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL):
         assert (tmp_path / "out" / name).is_file()
-    static = scoring.score_folders(
-        refdir, gendir, prompts, kind="static", k_gen=1, config=cfg, encoders=encoders
-    )
+    one = cfg.with_overrides(realization={"k_gen": 1})
+    static = scoring.score_folders(refdir, gendir, prompts, kind="static", config=one, encoders=encoders)
     assert set(static.per_image["n_ref"]) == {1} and len(static.per_image) == 6
     with pytest.raises(scoring.ScoringInputError, match="nothing to score"):
         scoring.score_folders(
@@ -393,17 +406,124 @@ def test_command_line(folders, tmp_path, study):
 # -- aggregation ----------------------------------------------------------------------------------
 
 
-def test_bootstrap_ci_against_scipy_and_determinism():
-    from scipy.stats import bootstrap
+# -- a handful of images: score_images, the same engine ---------------------------------------------
 
-    rng = np.random.default_rng(7)
-    v = rng.beta(2, 5, size=40)
-    mean, low, high = scoring.bootstrap_ci(v, n_bootstrap=5000, seed=1)
-    ref = bootstrap((v,), np.mean, n_resamples=5000, method="percentile", random_state=2).confidence_interval
-    assert mean == pytest.approx(v.mean())
-    assert low == pytest.approx(ref.low, abs=0.01) and high == pytest.approx(ref.high, abs=0.01)
-    assert scoring.bootstrap_ci(v, 200, seed=3) == scoring.bootstrap_ci(v, 200, seed=3)
-    assert scoring.bootstrap_ci(v, 200, seed=3) != scoring.bootstrap_ci(v, 200, seed=4)
-    with_nan = np.array([0.2, np.nan, 0.4])
-    assert scoring.bootstrap_ci(with_nan, 100)[0] == pytest.approx(0.3)
-    assert np.isnan(scoring.bootstrap_ci(np.array([np.nan, np.nan]), 100)).all()
+
+@pytest.fixture(scope="module")
+def few(tmp_path_factory, standins):
+    cfg = sf.study_config(tmp_path_factory.mktemp("few"), realization={"baselines": False})
+    return cfg, load_all(cfg)
+
+
+def test_reference_files_static_first_dynamic_all(tmp_path):
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    photo("coffee", (40, 40)).save(folder / "b.png")
+    photo("astronaut", (40, 40)).save(folder / "a.png")
+    assert [p.name for p in scoring.reference_files(folder, "static")] == ["a.png"]
+    assert [p.name for p in scoring.reference_files(folder, "dynamic")] == ["a.png", "b.png"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(scoring.ScoringInputError, match="empty"):
+        scoring.reference_files(tmp_path / "empty", "static")
+    with pytest.raises(ValueError, match="unknown reference kind"):
+        scoring.reference_files(folder, "moving")
+
+
+def test_static_and_dynamic_reference_folders(few, tmp_path):
+    cfg, encoders = few
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    photo("astronaut", (48, 48)).save(folder / "a.png")
+    photo("coffee", (48, 48)).save(folder / "b.png")
+    gen = tmp_path / "gen.png"
+    photo("coffee", (48, 48)).save(gen)  # a copy of the SECOND reference file
+    dino_cfg = cfg.with_overrides(encoders={"recognition": "tiny-dino"})
+    static = scoring.score_images([gen], folder, kind="static", config=dino_cfg, encoders=encoders).per_image
+    dynamic = scoring.score_images(
+        [gen], folder, kind="dynamic", config=dino_cfg, encoders=encoders
+    ).per_image
+    assert static["n_ref"].item() == 1 and static["cra_sim"].item() < 0.999
+    assert dynamic["n_ref"].item() == 2 and dynamic["cra_sim"].item() == pytest.approx(1.0, abs=1e-5)
+    assert dynamic["cra_ref"].item().endswith("b.png") and dynamic["cra_tau"].item() == TAU_CRA["dynamic"]
+    assert dynamic["cra_encoder"].item() == "tiny-dino" and dynamic["path"].item() == gen.as_posix()
+    with pytest.raises(ValueError, match="exactly one image"):
+        scoring.score_images([gen], [folder / "a.png", folder / "b.png"], kind="static", config=cfg)
+
+
+@pytest.mark.parametrize("encoder", ["tiny-clip", "tiny-dino", "tiny-sscd"])
+def test_an_exact_copy_is_recognised_by_any_encoder(few, tmp_path, encoder):
+    cfg, encoders = few
+    ref = tmp_path / "ref.png"
+    photo("chelsea", (60, 44)).save(ref)
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(ref.read_bytes())
+    cfg = cfg.with_overrides(encoders={"recognition": encoder})
+    for kind in ("static", "dynamic"):
+        res = scoring.score_images([copy, copy], [ref], kind=kind, config=cfg, encoders=encoders)
+        assert res.per_reference["cra"].item() == 1.0
+        np.testing.assert_allclose(res.per_image["cra_sim"], 1.0, atol=1e-5)
+    other = scoring.score_images([noise((60, 44), 0)], [ref], kind="static", config=cfg, encoders=encoders)
+    assert other.per_image["cra_sim"].item() < 0.9999 and other.per_image["path"].item() == "<image 0>"
+
+
+@pytest.mark.parametrize(
+    "name, cells",
+    [("tiny-dino", "crop"), ("tiny-dino", "tokens"), ("tiny-clip", "crop"), ("tiny-sscd", "crop")],
+)
+def test_an_exact_copy_is_fully_reused(few, name, cells):
+    cfg, encoders = few
+    ref = photo("astronaut", (90, 62))  # with grid remainders
+    cfg = cfg.with_overrides(encoders={"realization": name}, realization={"cells": cells})
+    pi = scoring.score_images([ref.copy()], [ref], kind="static", config=cfg, encoders=encoders).per_image
+    np.testing.assert_allclose(pi["vr_cells"].item(), 1.0, atol=1e-5)
+    assert pi["vr"].tolist() == [1.0] and pi["vi"].tolist() == [0.0] and pi["vr_tau"].item() == TAU_REUSE
+    assert pi["vr_cells_mode"].item() == cells
+
+
+def test_a_cell_permuted_copy_is_fully_reused_in_crop_mode(few):
+    cfg, encoders = few
+    ref = photo("chelsea", (96, 64))
+    gens = [permuted(ref, seed=5), noise((96, 64), 1)]
+    pi = scoring.score_images(gens, [ref], kind="static", config=cfg, encoders=encoders).per_image
+    np.testing.assert_allclose(pi["vr_cells"].iloc[0], 1.0, atol=1e-5)  # each cell matches its moved original
+    assert pi["vr"].iloc[0] == 1.0
+    assert max(pi["vr_cells"].iloc[1]) < 0.999  # noise does not copy any cell
+
+
+def test_pooling_modes_differ_and_are_recorded(few):
+    cfg, encoders = few
+    ref, gen = photo("coffee", (64, 64)), photo("rocket", (64, 64))
+    runs = {
+        pool: scoring.score_images(
+            [gen],
+            [ref],
+            kind="static",
+            config=cfg.with_overrides(realization={"pool": pool}),
+            encoders=encoders,
+        ).per_image
+        for pool in ("mean_all", "cls")
+    }
+    assert not np.allclose(runs["mean_all"]["vr_cells"].item(), runs["cls"]["vr_cells"].item())
+    assert [runs[p]["vr_pool"].item() for p in runs] == ["mean_all", "cls"]
+    clip = cfg.with_overrides(encoders={"realization": "tiny-clip"})
+    assert (
+        scoring.score_images([gen], [ref], kind="static", config=clip, encoders=encoders)
+        .per_image["vr_pool"]
+        .item()
+        == "native"
+    )
+
+
+def test_cell_modes_compared_on_the_same_images(few):
+    cfg, encoders = few
+    refs = [photo("coffee", (64, 64))]
+    gens = [photo("coffee", (64, 64)), permuted(photo("coffee", (64, 64))), noise((64, 64), 2)]
+    crop = scoring.score_images(gens, refs, kind="static", config=cfg, encoders=encoders)
+    tokens_cfg = cfg.with_overrides(realization={"cells": "tokens"})
+    tokens = scoring.score_images(gens, refs, kind="static", config=tokens_cfg, encoders=encoders)
+    summary, _ = score_tables.cell_mode_comparison(crop, tokens)
+    want = cell_mode_agreement(np.stack(crop.per_image["vr_cells"]), np.stack(tokens.per_image["vr_cells"]))
+    assert summary == want and summary["n_images"] == 3
+    clip_tokens = tokens_cfg.with_overrides(encoders={"realization": "tiny-clip"})
+    with pytest.raises(Exception, match="timm"):
+        scoring.score_images(gens, refs, kind="static", config=clip_tokens, encoders=encoders)

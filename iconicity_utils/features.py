@@ -1,9 +1,9 @@
-"""Decode once, embed in batches, cache on disk: the feature engine behind scoring.
+"""Decode once, embed in batches, cache on disk: the feature engine behind every scoring front door.
 
 Scoring needs several *features* of every image (generated or reference):
 
 ==================  =========================================================  ==============
-kind                what                                                       value per image
+feature             what                                                       value per image
 ==================  =========================================================  ==============
 ``global``          the whole image through an encoder (CRA's f, baselines)    ``(D,)``
 ``cells-crop``      each grid cell cropped and embedded as its own image (VR)  ``(K, D)``
@@ -17,7 +17,7 @@ kind                what                                                       v
 across images, and runs the forward passes in the main process under ``torch.inference_mode``.
 
 Every result goes to an :class:`FeatureStore` under ``<cache>/features/``, keyed by the SHA-256 of
-the image *file bytes*, in a folder named by the feature (kind, grid, pool) and the encoder's
+the image *file bytes*, in a folder named by the feature (name, grid, pool) and the encoder's
 weights fingerprint (:attr:`iconicity_utils.encoders.Encoder.fingerprint`).  A reference image is
 therefore embedded once per encoder, whatever the number of models; a re-score (new thresholds)
 makes no forward pass at all; and a stopped run keeps every batch it finished (stores are
@@ -35,60 +35,30 @@ from typing import Any
 
 import numpy as np
 
+from iconicity_utils.constants import GRID
 from iconicity_utils.encoders import Encoder, EncoderError
-from iconicity_utils.images import open_rgb
+from iconicity_utils.images import gray_thumbnail, open_rgb, phash_bits, split_grid
+from iconicity_utils.io import atomic_path
 
 __all__ = [
-    "FEATURE_KINDS",
+    "FEATURES",
+    "ENCODER_FEATURES",
     "FeatureSpec",
     "FeatureStore",
+    "MemoryStore",
     "ScoringInputError",
     "content_hash",
     "extract",
-    "grid_boxes",
-    "split_grid",
 ]
 
-FEATURE_KINDS = ("global", "cells-crop", "cells-tokens", "phash", "gray")
+FEATURES = ("global", "cells-crop", "cells-tokens", "phash", "gray")
+#: the features an encoder computes (batched forward passes); the others are pixel features
+ENCODER_FEATURES = ("global", "cells-crop", "cells-tokens")
 FLUSH_EVERY = 256  # images per feature between store flushes (a stopped run loses at most this)
 
 
 class ScoringInputError(ValueError):
     """Scoring input is unusable (missing file, empty folder, bad table); names the file or row."""
-
-
-# --------------------------------------------------------------------------------------------
-# The grid (authors' rule: cell = W//cols x H//rows; the last row and column absorb the remainder)
-# --------------------------------------------------------------------------------------------
-
-
-def grid_boxes(width: int, height: int, grid: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Cell boxes ``(left, top, right, bottom)`` of a ``rows x cols`` grid, row-major.
-
-    Each cell is ``width // cols`` wide and ``height // rows`` high; the last column and the last
-    row absorb the remainder, as in the authors' ``compute_VR.py``.
-
-    Raises:
-        ValueError: the image is smaller than the grid (a cell would be empty).
-    """
-    rows, cols = grid
-    if rows < 1 or cols < 1:
-        raise ValueError(f"grid must be at least 1x1, got {grid}")
-    if width < cols or height < rows:
-        raise ValueError(f"a {width}x{height} image is too small for a {rows}x{cols} grid")
-    w, h = width // cols, height // rows
-    boxes = []
-    for r in range(rows):
-        for c in range(cols):
-            right = (c + 1) * w if c < cols - 1 else width
-            bottom = (r + 1) * h if r < rows - 1 else height
-            boxes.append((c * w, r * h, right, bottom))
-    return boxes
-
-
-def split_grid(image, grid: tuple[int, int]) -> list:
-    """The grid cells of a PIL image, as PIL crops, row-major (see :func:`grid_boxes`)."""
-    return [image.crop(box) for box in grid_boxes(image.width, image.height, grid)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,41 +71,42 @@ class FeatureSpec:
     """One feature of an image.
 
     Args:
-        kind: one of :data:`FEATURE_KINDS`.
-        encoder: registry name of the encoder (``global`` and ``cells-*`` kinds).
-        grid: ``(rows, cols)`` for the ``cells-*`` kinds.
+        feature: one of :data:`FEATURES`.
+        encoder: registry name of the encoder (the :data:`ENCODER_FEATURES`).
+        grid: ``(rows, cols)`` for the ``cells-*`` features.
         pool: ``"mean_all"`` or ``"cls"`` (timm encoders; see :func:`~iconicity_utils.encoders.pool_tokens`).
         size: thumbnail side for ``gray``.
     """
 
-    kind: str
+    feature: str
     encoder: str | None = None
-    grid: tuple[int, int] = (4, 4)
+    grid: tuple[int, int] = GRID
     pool: str = "mean_all"
     size: int = 256
 
     def __post_init__(self):
-        if self.kind not in FEATURE_KINDS:
-            raise ValueError(f"unknown feature kind {self.kind!r}; expected one of {FEATURE_KINDS}")
-        if self.kind in ("global", "cells-crop", "cells-tokens") and not self.encoder:
-            raise ValueError(f"feature {self.kind!r} needs an encoder")
+        if self.feature not in FEATURES:
+            raise ValueError(f"unknown feature {self.feature!r}; expected one of {FEATURES}")
+        if self.batched and not self.encoder:
+            raise ValueError(f"feature {self.feature!r} needs an encoder")
 
     @property
     def key(self) -> str:
         """Folder name of this feature in the cache (without the encoder fingerprint)."""
-        if self.kind == "global":
+        if self.feature == "global":
             return f"{self.encoder}/global-{self.pool}"
-        if self.kind == "cells-crop":
+        if self.feature == "cells-crop":
             return f"{self.encoder}/cells-crop-{self.grid[0]}x{self.grid[1]}-{self.pool}"
-        if self.kind == "cells-tokens":
+        if self.feature == "cells-tokens":
             return f"{self.encoder}/cells-tokens-{self.grid[0]}x{self.grid[1]}"
-        if self.kind == "phash":
+        if self.feature == "phash":
             return "_image/phash64"
         return f"_image/gray{self.size}"
 
     @property
     def batched(self) -> bool:
-        return self.kind in ("global", "cells-crop", "cells-tokens")
+        """Whether an encoder computes it, in batched forward passes."""
+        return self.feature in ENCODER_FEATURES
 
 
 class FeatureStore:
@@ -189,8 +160,6 @@ class FeatureStore:
         """Write buffered entries as a new shard; merge shards when there are too many."""
         if not self._buffer:
             return
-        from iconicity_utils.io import atomic_path
-
         self.folder.mkdir(parents=True, exist_ok=True)
         keys = list(self._buffer)
         with atomic_path(self.folder / f"part-{uuid.uuid4().hex}.npz", suffix=".tmp.npz") as tmp:
@@ -202,13 +171,23 @@ class FeatureStore:
             self._compact(shards)
 
     def _compact(self, shards: list[Path]) -> None:
-        from iconicity_utils.io import atomic_path
-
         keys = sorted(self._data)
         with atomic_path(self.folder / f"part-{uuid.uuid4().hex}.npz", suffix=".tmp.npz") as tmp:
             np.savez(tmp, keys=np.array(keys), values=np.stack([self._data[k] for k in keys]))
         for shard in shards:  # the merged shard holds all of them; duplicates are harmless
             shard.unlink(missing_ok=True)
+
+
+class MemoryStore(FeatureStore):
+    """A store that is never written to disk (scoring with ``cache_dir=None``)."""
+
+    def __init__(self):
+        self.folder = None
+        self._data, self._buffer = {}, {}
+
+    def flush(self) -> None:
+        self._data.update(self._buffer)
+        self._buffer = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,18 +219,6 @@ def content_hash(path: str | Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _phash_bits(image) -> np.ndarray:
-    import imagehash
-
-    return np.asarray(imagehash.phash(image).hash, dtype=np.uint8).reshape(-1)
-
-
-def _gray(image, size: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-
 class _Prepare:
     """Picklable per-image preparation: decode once, build every missing feature's inputs."""
 
@@ -267,17 +234,17 @@ class _Prepare:
         for i in wanted:
             spec = self.specs[i]
             try:
-                if spec.kind == "global":
+                if spec.feature == "global":
                     out[i] = self.encoders[spec.encoder].preprocess(image).unsqueeze(0)
-                elif spec.kind == "cells-crop":
+                elif spec.feature == "cells-crop":
                     enc = self.encoders[spec.encoder]
                     out[i] = torch.stack([enc.preprocess(c) for c in split_grid(image, spec.grid)])
-                elif spec.kind == "cells-tokens":
+                elif spec.feature == "cells-tokens":
                     out[i] = self.encoders[spec.encoder].token_input(image).unsqueeze(0)
-                elif spec.kind == "phash":
-                    out[i] = _phash_bits(image)
+                elif spec.feature == "phash":
+                    out[i] = phash_bits(image)
                 else:
-                    out[i] = _gray(image, spec.size)
+                    out[i] = gray_thumbnail(image, spec.size)
             except (EncoderError, ValueError) as exc:
                 raise ScoringInputError(f"cannot prepare {spec.key} for image {path}: {exc}") from exc
         return out
@@ -330,7 +297,7 @@ def _run(spec: FeatureSpec, encoder: Encoder, items, store: FeatureStore) -> Non
 
     x = torch.cat([it[2] for it in items])
     try:
-        if spec.kind == "cells-tokens":
+        if spec.feature == "cells-tokens":
             emb = encoder.token_cells(x, spec.grid).numpy()
         else:
             emb = encoder.embed_batch(x, pool=spec.pool).numpy()
@@ -344,7 +311,7 @@ def _run(spec: FeatureSpec, encoder: Encoder, items, store: FeatureStore) -> Non
     for key, _path, xi in items:
         n = int(xi.shape[0])
         # global: (D,) per image; cells-crop: K rows of (D,); cells-tokens: one (K, D) per image
-        value = emb[start : start + n] if spec.kind == "cells-crop" else emb[start]
+        value = emb[start : start + n] if spec.feature == "cells-crop" else emb[start]
         store.put(key, value.astype(np.float32, copy=False))
         start += n
 

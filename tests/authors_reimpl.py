@@ -1,8 +1,9 @@
 """A minimal, faithful re-implementation of the per-image loops of the authors' released scripts
 (``compute_CRA.py`` and ``compute_VR.py`` in mariateresadrp99/Multimodal-Iconicity), used as the
-baseline of ``bench_scoring.py`` and as an independent check of our scores in the tests.
+independent oracle of our scores in the tests (tests/test_scoring.py) and as the baseline of
+``benchmarks/bench_scoring.py``, which imports it from here.
 
-What it reproduces (method.md §3.2-3.3), deliberately including the costs we remove:
+What it reproduces (docs/method.md §3.2-3.3), deliberately including the costs we remove:
 
 - each script walks ``refdir/<slug>`` and ``gendir/<model>/<slug>`` itself and **decodes every
   image again** (two scripts -> every image decoded twice);
