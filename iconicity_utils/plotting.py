@@ -1,7 +1,7 @@
 """Figure style and saving.  A figure made by stand-in models says so on its face.
 
 All figures use the non-interactive ``agg`` backend when saved from scripts, one seaborn style,
-and :func:`save_figure`, which stamps :data:`~iconicity_utils.registry.STANDIN_LABEL` across the
+and :func:`save_figure`, which stamps :data:`~iconicity_utils.constants.STANDIN_LABEL` across the
 figure whenever the config uses a random-weight stand-in or synthetic reference images.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iconicity_utils.io import atomic_path, is_standin_config
-from iconicity_utils.registry import STANDIN_LABEL
+from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.io import atomic_path
+from iconicity_utils.registry import is_standin_config
 
 __all__ = ["set_style", "save_figure", "stamp_standin"]
 
@@ -52,6 +53,9 @@ def stamp_standin(fig) -> None:
 def save_figure(fig, path: str | Path, cfg=None, standin: bool | None = None) -> Path:
     """Save ``fig`` (PNG, 150 dpi) atomically; stamp the stand-in label when it applies.
 
+    A stand-in figure carries the label twice: drawn on its face (:func:`stamp_standin`), and as
+    the PNG text chunk ``iconicity:standin``, so a copied file still says what it is.
+
     Args:
         fig: a matplotlib figure.
         path: where to write it.
@@ -62,8 +66,10 @@ def save_figure(fig, path: str | Path, cfg=None, standin: bool | None = None) ->
         standin = cfg is not None and is_standin_config(cfg)
     if standin and not getattr(fig, "_iconicity_stamped", False):
         stamp_standin(fig)
-        fig._iconicity_stamped = True
+        fig._iconicity_stamped = True  # saving twice must not draw the label twice
     path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    metadata = {"iconicity:standin": STANDIN_LABEL} if standin and fmt == "png" else None
     with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=fmt, metadata=metadata)
     return path

@@ -10,6 +10,7 @@ from PIL import Image
 
 from iconicity_utils import score_figures as F
 from iconicity_utils import scoring
+from iconicity_utils.constants import STANDIN_LABEL
 from iconicity_utils.plotting import save_figure
 
 
@@ -17,7 +18,7 @@ def test_reuse_overlay_tints_reused_cells_pink_and_the_rest_green():
     base = Image.new("RGB", (42, 38), (128, 128, 128))  # remainders: cells 10x9, last col 12, last row 11
     flags = [k % 3 == 0 for k in range(16)]
     out = np.asarray(F.reuse_overlay(base, flags, alpha=0.5)).astype(int)
-    from iconicity_utils.embeddings import grid_boxes
+    from iconicity_utils.images import grid_boxes
 
     for flag, (left, top, right, bottom) in zip(flags, grid_boxes(42, 38, (4, 4)), strict=True):
         centre = out[(top + bottom) // 2, (left + right) // 2]
@@ -49,9 +50,28 @@ def test_every_figure_draws_and_saves_labelled(scored, tmp_path):
     for name, fig in figures.items():
         path = save_figure(fig, tmp_path / f"{name}.png", cfg)
         assert path.stat().st_size > 5000
-        assert getattr(fig, "_iconicity_stamped", False), name  # stand-in label on its face
+        with Image.open(path) as im:  # the label travels in the file, and is drawn on its face
+            assert im.text.get("iconicity:standin") == STANDIN_LABEL, name
+            assert _label_pixels(im) > 50, name
     assert len(figures["gallery"].axes) == 6
     assert len(figures["models"].axes) == 2  # static and dynamic panels
+
+
+def _label_pixels(im) -> int:
+    """Pixels in the stand-in label's red (#b00020), give or take antialiasing."""
+    rgb = np.asarray(im.convert("RGB")).astype(int)
+    return int((np.abs(rgb - np.array([176, 0, 32])).sum(axis=-1) < 40).sum())
+
+
+def test_a_real_model_figure_carries_no_label(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], color="C0")
+    with Image.open(save_figure(fig, tmp_path / "plain.png", standin=False)) as im:
+        assert "iconicity:standin" not in im.text and _label_pixels(im) == 0
+    with Image.open(save_figure(fig, tmp_path / "stamped.png", standin=True)) as im:
+        assert im.text["iconicity:standin"] == STANDIN_LABEL and _label_pixels(im) > 50
 
 
 def test_gallery_rows_span_the_range_of_vr(scored):
