@@ -21,6 +21,7 @@ __all__ = [
     "PER_REFERENCE_COLUMNS",
     "MODEL_METRICS",
     "aggregate_references",
+    "with_skipped_counts",
     "bootstrap_ci",
     "model_table",
     "rescore",
@@ -35,7 +36,7 @@ MODEL_METRICS = ("cra", "vi_mean", "crt", "vr_all", "consistency")
 
 #: the per-reference table's columns, in order
 PER_REFERENCE_COLUMNS = [
-    "model", "variant", "slug", "kind", "n_images", "n_recognised", "cra", "vi_mean", "crt",
+    "model", "variant", "slug", "kind", "n_images", "n_skipped", "n_recognised", "cra", "vi_mean", "crt",
     "vr_all", "vr_mean_all", "consistency", "cra_tau", "vr_tau", "comparison", "grid",
     "vr_cells_mode", "vr_pool", "cra_encoder", "vr_encoder",
 ]  # fmt: skip
@@ -46,15 +47,17 @@ _GROUP_MODES = (
 )  # fmt: skip
 
 
-def aggregate_references(per_image, consistency_df=None):
+def aggregate_references(per_image, consistency_df=None, skipped=None):
     """Per (model, variant, reference): n, CRA, VI over recognised images, CRT, consistency, ...
 
+    ``n_images`` counts the scored images; ``n_skipped`` the generated images of the group that
+    were not scored (from the ``skipped`` table, :func:`with_skipped_counts`; ``<NA>`` without it).
     ``vi_mean`` is NaN when no image is recognised; ``crt`` = mean(pass x VI) is then 0.
     """
     import pandas as pd
 
     if per_image is None or len(per_image) == 0:
-        return pd.DataFrame(columns=PER_REFERENCE_COLUMNS)
+        return with_skipped_counts(pd.DataFrame(columns=PER_REFERENCE_COLUMNS), skipped)
     out = []
     for (model, variant, slug), g in per_image.groupby(["model", "variant", "slug"], sort=True):
         p = g["cra_pass"].to_numpy(bool)
@@ -66,6 +69,7 @@ def aggregate_references(per_image, consistency_df=None):
                 "variant": variant,
                 "slug": slug,
                 "n_images": len(g),
+                "n_skipped": pd.NA,
                 "n_recognised": int(p.sum()),
                 "cra": float(p.mean()),
                 "vi_mean": vi_over_recognised(p, vi),
@@ -83,6 +87,24 @@ def aggregate_references(per_image, consistency_df=None):
             on=["model", "variant", "slug"],
             how="left",
         )[PER_REFERENCE_COLUMNS]
+    return with_skipped_counts(df, skipped)
+
+
+def with_skipped_counts(per_reference, skipped):
+    """``per_reference`` with ``n_skipped``: its generated images in the ``skipped`` table
+    (``role == "generated"``), 0 when none; ``<NA>`` when ``skipped`` is None (not known)."""
+    df = per_reference.copy()
+    keys = ["model", "variant", "slug"]
+    if skipped is None:
+        df["n_skipped"] = df.get("n_skipped", None)
+        df["n_skipped"] = df["n_skipped"].astype("Int64")
+        return df
+    gen = skipped[skipped["role"] == "generated"]
+    counts = gen.groupby(keys).size() if len(gen) else None
+    df["n_skipped"] = [
+        int(counts.get(tuple(k), 0)) if counts is not None else 0 for k in df[keys].itertuples(index=False)
+    ]
+    df["n_skipped"] = df["n_skipped"].astype("Int64")
     return df
 
 

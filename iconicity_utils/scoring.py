@@ -16,20 +16,43 @@ decoded once; reference images are embedded once per encoder and cached on disk 
 feature, so a re-score makes no forward pass.  Re-thresholding and aggregation live in
 :mod:`iconicity_utils.score_tables`.
 
+**The engine** (:func:`score_work`), in order (docs/method.md §3.8):
+
+1. *Check* every input image once, before any encoder runs (:func:`~iconicity_utils.images.check_image_file`:
+   missing, empty, not an image, truncated, too large, smaller than the grid); an image whose
+   features are all cached already passed this check and is not decoded again.  Problems follow
+   ``realization.on_bad_image`` (generated images: skip and record, by default) and
+   ``realization.on_bad_reference`` (drop the reference and record why, by default); ``"stop"``
+   raises after listing every problem, ``"strict"`` at the first.
+2. *Embed* the images the cache lacks, in blocks of ``realization.flush_every`` images.
+3. *Score* each (model, variant, reference) group from the cache, one group in memory at a time;
+   per-image rows are streamed to disk when the tables are written.
+
+**Several processes or GPUs**: ``accelerate launch [--multi_gpu] --num_processes N -m
+iconicity_utils.scoring --config ...``.  The checks and the blocks of images to embed are split
+between processes (``split_between_processes``); each process writes its own cache shards; the
+main process assembles and writes the tables once.  Blocks are formed before they are split, so
+one process and N give the same forward batches and identical tables (same threads per process).
+A run killed at any point (SIGKILL included) keeps every flushed block; the rerun embeds only
+the rest, and the tables are written whole, never appended to.
+
 Outputs (``write=True``), in ``cfg.results_dir`` (or ``out_dir``):
 
-- ``scores_per_image.parquet``: one row per generated image, **including** images that fail
-  recognition, with ``cra_sim``, ``cra_pass``, ``vr`` (thresholded), ``vr_mean/max/p90``, ``vi``,
-  the raw per-cell maxima ``vr_cells`` (list of K floats), the baselines, and the named modes and
-  encoder ids that produced them;
-- ``scores_per_reference.parquet``: per (model, variant, reference): ``n_images``, ``cra``,
-  ``vi_mean`` (over recognised images), ``crt``, ``consistency`` (ours), ...;
+- ``scores_per_image.parquet``: one row per scored generated image, **including** images that
+  fail recognition, with ``cra_sim``, ``cra_pass``, ``vr`` (thresholded), ``vr_mean/max/p90``,
+  ``vi``, the raw per-cell maxima ``vr_cells`` (list of K floats), the baselines, and the named
+  modes and encoder ids that produced them;
+- ``scores_per_reference.parquet``: per (model, variant, reference): ``n_images`` (scored),
+  ``n_skipped``, ``cra``, ``vi_mean`` (over recognised images), ``crt``, ``consistency`` (ours), ...;
 - ``scores_per_model.parquet``: per (model, variant, kind) and metric, the mean over references
-  with a bootstrap 95 % CI over references (fixed seed).
+  with a bootstrap 95 % CI over references (fixed seed);
+- ``scores_skipped.parquet``: every input that was not scored, with its path, the reason
+  (:data:`~iconicity_utils.images.INPUT_PROBLEMS`, or ``reference_dropped``) and the detail.
 
 Command line::
 
     python -m iconicity_utils.scoring --config configs/demo.yaml
+    accelerate launch --multi_gpu --num_processes 4 -m iconicity_utils.scoring --config configs/paper.yaml
     python -m iconicity_utils.scoring --refdir REF --gendir GEN --prompts prompts.csv --kind static \\
         [--config configs/paper.yaml] [--k-gen 50] [--out scores/]
 """
@@ -37,10 +60,13 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +84,7 @@ from iconicity_utils.features import (
     content_hash,
     extract,
 )
-from iconicity_utils.images import dedup_phash, list_images
+from iconicity_utils.images import check_image_file, dedup_phash, list_images
 from iconicity_utils.realization import cell_maxima, consistency, vr_stats
 from iconicity_utils.recognition import best_match, check_kind, passes, similarity_matrix
 from iconicity_utils.registry import PROJECT_ROOT, Registry
@@ -67,7 +93,10 @@ __all__ = [
     "PER_IMAGE",
     "PER_REFERENCE",
     "PER_MODEL",
+    "SKIPPED",
+    "SKIPPED_COLUMNS",
     "WORK_COLUMNS",
+    "BadInputError",
     "ReferenceSet",
     "ScoreResult",
     "ScoringInputError",
@@ -77,17 +106,33 @@ __all__ = [
     "score",
     "score_folders",
     "score_images",
+    "launch_command",
     "main",
 ]
 
 PER_IMAGE = "scores_per_image.parquet"
 PER_REFERENCE = "scores_per_reference.parquet"
 PER_MODEL = "scores_per_model.parquet"
+SKIPPED = "scores_skipped.parquet"
+#: the skipped table: one row per input not scored (``role`` is ``"generated"`` or ``"reference"``)
+SKIPPED_COLUMNS = ["role", "model", "variant", "slug", "index", "path", "reason", "detail", "action"]
 #: the identity of each generated image in a scoring work table (a study's generation manifest,
 #: whose full column list is :data:`iconicity_utils.generation.MANIFEST_COLUMNS`, must have these)
 WORK_COLUMNS = ("model", "variant", "slug", "index", "seed", "prompt", "path")
 #: the study config sections that decide scores (recorded in every table's provenance)
 SCORING_SECTIONS = ("thresholds", "realization", "encoders")
+#: per-image rows aggregated and written out together (whole groups; the memory of one batch)
+ROWS_PER_CHUNK = 1024
+#: problems listed in full in an error message or a summary (the skipped table has them all)
+LISTED = 20
+
+
+class BadInputError(ScoringInputError):
+    """Inputs failed the check under ``"stop"`` or ``"strict"``; ``problems`` is the skipped table."""
+
+    def __init__(self, message: str, problems=None):
+        super().__init__(message)
+        self.problems = problems
 
 
 @dataclass
@@ -99,29 +144,99 @@ class ReferenceSet:
     paths: list[Path]
     n_before: int | None = None  # folder scorer, dynamic: before pHash dedup
     n_removed: int | None = None
+    #: why there is no image at all (e.g. an empty folder): the reference is dropped or the run stops
+    problem: str | None = None
+    folder: Path | None = None
 
 
-@dataclass
 class ScoreResult:
-    """Tables and a record of what ran."""
+    """Tables and a record of what ran.
 
-    per_image: Any
-    per_reference: Any
-    per_model: Any
-    config: Any  # the StudyConfig whose sections decided every score
-    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    forward_calls: int = 0
-    seconds: float = 0.0
-    paths: dict[str, Path] = field(default_factory=dict)
+    ``per_image`` is read back from ``scores_per_image.parquet`` on first access when the tables
+    were written (the engine streams it to disk rather than holding the study's rows in memory).
+    On the non-main processes of a distributed run the tables are ``None`` (``is_main`` is False).
+    """
+
+    def __init__(
+        self,
+        per_image,
+        per_reference,
+        per_model,
+        config,
+        encoders: dict[str, dict[str, Any]] | None = None,
+        skipped: list[str] | None = None,
+        counts: dict[str, int] | None = None,
+        forward_calls: int = 0,
+        seconds: float = 0.0,
+        paths: dict[str, Path] | None = None,
+        skipped_inputs=None,
+        input_notes: dict[str, int] | None = None,
+        num_processes: int = 1,
+        is_main: bool = True,
+        per_process: list[dict[str, int]] | None = None,
+        timings: dict[str, float] | None = None,
+    ):
+        self._per_image = per_image
+        self._per_image_file: Path | None = None
+        self.per_reference = per_reference
+        self.per_model = per_model
+        self.config = config
+        self.encoders = encoders or {}
+        #: notes on metrics that were not computed (e.g. "sscd_cos: no copy_detection encoder")
+        self.skipped = skipped or []
+        self.counts = counts or {}
+        self.forward_calls = forward_calls
+        self.seconds = seconds
+        self.paths = paths or {}
+        #: the skipped table (:data:`SKIPPED_COLUMNS`): every input image or reference not scored
+        self.skipped_inputs = skipped_inputs
+        #: how many usable images were read in a non-trivial way (``"alpha dropped"``: 3, ...)
+        self.input_notes = input_notes or {}
+        self.num_processes = num_processes
+        self.is_main = is_main
+        #: what each process computed: ``{"images": decoded, "forward_calls": n}``
+        self.per_process = per_process or []
+        #: seconds spent checking inputs, embedding (encoder loading included) and writing tables
+        self.timings = timings or {}
+        #: scored generated images (rows of the per-image table), known without reading it back
+        self.n_scored = len(per_image) if per_image is not None else 0
+
+    @property
+    def per_image(self):
+        if self._per_image is None and self._per_image_file is not None:
+            from iconicity_utils.io import read_table
+
+            self._per_image = read_table(self._per_image_file)
+        return self._per_image
+
+    @per_image.setter
+    def per_image(self, value) -> None:
+        self._per_image = value
+
+    def skipped_summary(self) -> str:
+        """The skipped inputs in words, each with its path and reason (the first :data:`LISTED`)."""
+        return _problem_lines(self.skipped_inputs)
 
     def summary(self) -> str:
-        return (
-            f"scored {len(self.per_image)} generated images of {len(self.per_reference)} "
+        if not self.is_main:
+            return f"worker process: decoded {self.counts.get('images', 0)} new images"
+        text = (
+            f"scored {self.n_scored} generated images of {len(self.per_reference)} "
             f"(model, variant, reference) groups in {self.seconds:.1f} s; decoded {self.counts.get('images', 0)} "
             f"new images, {self.forward_calls} encoder forward passes"
         )
+        if self.num_processes > 1:
+            shares = " + ".join(str(p["images"]) for p in self.per_process)
+            text += f" ({self.num_processes} processes: {shares} images decoded)"
+        sk = self.skipped_inputs
+        if sk is not None and len(sk):
+            n_gen = int((sk["role"] == "generated").sum())
+            dropped = sorted(set(sk.loc[sk["action"] == "reference dropped", "slug"]))
+            text += f"; not scored: {n_gen} generated images"
+            if dropped:
+                text += f", {len(dropped)} references dropped ({', '.join(map(str, dropped[:LISTED]))})"
+            text += f" (table {SKIPPED}):\n{self.skipped_summary()}"
+        return text
 
 
 def reference_files(folder: str | Path, kind: str) -> list[Path]:
@@ -135,6 +250,59 @@ def reference_files(folder: str | Path, kind: str) -> list[Path]:
     if not files:
         raise ScoringInputError(f"no reference image in {folder} (kind {kind})")
     return files[:1] if kind == "static" else files
+
+
+# --------------------------------------------------------------------------------------------
+# Distribution: one process, or several under accelerate launch
+# --------------------------------------------------------------------------------------------
+
+
+class _Dist:
+    """The processes of this run: accelerate's ``PartialState`` under ``accelerate launch``
+    (``WORLD_SIZE > 1``), a single process otherwise (no accelerate import, no process group)."""
+
+    def __init__(self, cfg):
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            self.state = PartialState(cpu=cfg.encoders.device == "cpu")
+
+    @property
+    def num_processes(self) -> int:
+        return self.state.num_processes if self.state else 1
+
+    @property
+    def rank(self) -> int:
+        return self.state.process_index if self.state else 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.state.is_main_process if self.state else True
+
+    def device(self, wanted: str) -> str:
+        """The encoders' device: the config's, or accelerate's per-process device of the same type."""
+        if self.state is None or not wanted.startswith("cuda"):
+            return wanted
+        if self.state.device.type != "cuda":
+            raise RuntimeError(
+                f"accelerate assigned device {self.state.device} but encoders.device is {wanted!r}"
+            )
+        return str(self.state.device)
+
+    def split(self, items: list) -> list:
+        if self.state is None:
+            return list(items)
+        with self.state.split_between_processes(list(items)) as mine:
+            return list(mine)
+
+    def gather(self, items: list) -> list:
+        """Every process's list, concatenated in process order, on every process (a barrier)."""
+        if self.state is None:
+            return list(items)
+        from accelerate.utils import gather_object
+
+        return list(gather_object(list(items)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,16 +333,17 @@ class _Features:
     only when a feature is missing from the cache.
     """
 
-    def __init__(self, cfg, registry: Registry, cache_dir, encoders: dict[str, Any] | None):
+    def __init__(self, cfg, registry: Registry, cache_dir, encoders: dict[str, Any] | None, dist: _Dist):
         from iconicity_utils.encoders import describe_encoder, effective_pool
 
         e, r = cfg.encoders, cfg.realization
         self.roles = _encoder_roles(cfg)
         self.names = sorted(set(self.roles.values()))
-        self.registry, self.device, self.precision = registry, e.device, e.precision
+        self.registry, self.device, self.precision = registry, dist.device(e.device), e.precision
+        self.cache_dtype = r.cache_dtype
         self.encoders = encoders
         if encoders is None:  # what would run, without loading any model yet
-            self.infos = {n: describe_encoder(n, registry, e.device, e.precision) for n in self.names}
+            self.infos = {n: describe_encoder(n, registry, self.device, e.precision) for n in self.names}
         else:
             absent = [n for n in self.names if n not in encoders]
             if absent:
@@ -194,23 +363,35 @@ class _Features:
             self.specs["phash"] = FeatureSpec("phash")
             self.specs["gray"] = FeatureSpec("gray", size=r.ssim_size)
         self.unique = list(dict.fromkeys(self.specs.values()))
-        self.stores = {spec: self._store(spec, cache_dir) for spec in self.unique}
+        tag = f"p{dist.rank}" if dist.num_processes > 1 else ""
+        self.stores = {spec: self._store(spec, cache_dir, tag) for spec in self.unique}
 
-    def _store(self, spec: FeatureSpec, cache_dir) -> FeatureStore:
+    def _store(self, spec: FeatureSpec, cache_dir, tag: str) -> FeatureStore:
+        dtype = self.cache_dtype if spec.batched else None  # pixel features are uint8 already
         if cache_dir is None:
-            return MemoryStore()
+            return MemoryStore(dtype=dtype)
         version = (
             self.infos[spec.encoder]["fingerprint"] if spec.encoder else _image_store_version(spec.feature)
         )
-        return FeatureStore(Path(cache_dir) / "features" / f"{spec.key}@{version}")
+        suffix = f"-{self.cache_dtype}" if spec.batched and self.cache_dtype != "float32" else ""
+        return FeatureStore(
+            Path(cache_dir) / "features" / f"{spec.key}@{version}{suffix}", dtype=dtype, tag=tag
+        )
 
-    def compute(self, paths: Sequence[str], batch_size: int, num_workers: int, progress=None):
-        """Compute what the cache lacks; returns ``(counts, forward_calls)``."""
+    def complete(self, keys: Sequence[str]) -> set[str]:
+        """The keys whose every feature is cached."""
+        lacking: set[str] = set()
+        for spec in self.unique:
+            lacking.update(self.stores[spec].missing(keys))
+        return set(keys) - lacking
+
+    def compute(self, paths: Sequence[str], keys: Sequence[str], cfg, progress=None):
+        """Compute what the cache lacks for these images; returns ``(counts, forward_calls)``."""
         from iconicity_utils.encoders import load_encoder
 
+        r = cfg.realization
         counts = {"images": 0, **{s.key: 0 for s in self.unique}}
-        hashes = {content_hash(p) for p in paths}
-        if not any(self.stores[s].missing(hashes) for s in self.unique):
+        if not any(self.stores[s].missing(keys) for s in self.unique):
             return counts, 0
         if self.encoders is None:  # load only when a feature is missing
             self.encoders = {
@@ -218,12 +399,32 @@ class _Features:
                 for n in self.names
             }
         calls0 = sum(e.calls for e in self.encoders.values())
-        counts = extract(paths, self.unique, self.encoders, self.stores, batch_size, num_workers, progress)
+        counts = extract(
+            paths,
+            self.unique,
+            self.encoders,
+            self.stores,
+            r.batch_size,
+            r.num_workers,
+            progress,
+            keys=keys,
+            flush_every=r.flush_every,
+        )
         return counts, sum(e.calls for e in self.encoders.values()) - calls0
 
-    def get(self, role: str, paths: Sequence[str]) -> np.ndarray:
-        store = self.stores[self.specs[role]]
-        return np.stack([store.get(content_hash(p)) for p in paths])
+    def refresh(self, compact: bool) -> None:
+        """See the shards other processes wrote; merge small shards (only when no one else writes)."""
+        for store in self.stores.values():
+            store.refresh()
+            if compact:
+                store.compact()
+
+    def get(self, role: str, keys: Sequence[str]) -> np.ndarray:
+        spec = self.specs[role]
+        x = self.stores[spec].get_many(keys)
+        if spec.batched and self.cache_dtype != "float32":  # rounded on storage: back to unit length
+            x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        return x
 
     def modes(self, cfg) -> dict[str, Any]:
         """The named modes and encoder ids every per-image row records."""
@@ -235,6 +436,7 @@ class _Features:
             "cra_encoder": self.roles["recognition"],
             "vr_encoder": self.roles["realization"],
             "sscd_encoder": self.roles.get("copy_detection") if "sscd" in self.specs else None,
+            "cache_dtype": self.cache_dtype,
         }
 
     def skipped(self, cfg) -> list[str]:
@@ -245,8 +447,178 @@ class _Features:
         return []
 
 
+# -- 1. the input check ------------------------------------------------------------------------
+
+
+@dataclass
+class _Checked:
+    """What the check found, the same on every process: content hashes, problems, notes."""
+
+    keys: dict[str, str] = field(default_factory=dict)  # usable path -> content hash
+    problems: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (reason, detail)
+    notes: dict[str, str] = field(default_factory=dict)  # usable path -> how it was read
+    cached: set[str] = field(default_factory=set)  # hashes whose every feature is cached
+
+
+def _check_one(path: str, grid: tuple[int, int]) -> tuple[str | None, str, str]:
+    check = check_image_file(path, grid)
+    return check.reason, check.detail, check.note
+
+
+def _check_share(paths: list[tuple[int, str]], strict: set[str], features: _Features, cfg) -> list[tuple]:
+    """Check this process's paths: ``(i, key, reason, detail, note, cached)`` per path index ``i``.
+
+    A path whose features are all cached passed this check when they were computed (same bytes,
+    same grid) and is not decoded again.  Under ``"strict"`` the paths are checked in order and
+    checking stops at the first problem of a strict path.
+    """
+    grid = tuple(cfg.realization.grid)
+    keys: dict[int, str | None] = {}
+    unreadable: dict[int, tuple[str, str]] = {}
+    for i, path in paths:
+        try:
+            keys[i] = content_hash(path)
+        except ScoringInputError:
+            keys[i] = None
+            unreadable[i] = ("missing", "no such file")
+        except OSError as exc:  # a folder, no permission, ...
+            keys[i] = None
+            unreadable[i] = ("unreadable", f"{type(exc).__name__}: {exc}")
+    cached = features.complete([k for k in keys.values() if k is not None])
+    todo = [(i, p) for i, p in paths if keys[i] is not None and keys[i] not in cached]
+    workers = cfg.realization.num_workers
+    if workers > 0 and not strict:  # Pillow releases the GIL while decoding
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = dict(
+                zip((i for i, _ in todo), pool.map(lambda t: _check_one(t[1], grid), todo), strict=True)
+            )
+    else:
+        results = {}
+    out: list[tuple] = []
+    for i, path in paths:
+        key = keys[i]
+        if key is None:
+            reason, detail, note = *unreadable[i], ""
+        elif key in cached:
+            reason, detail, note = None, "", ""
+        else:
+            reason, detail, note = results[i] if i in results else _check_one(path, grid)
+        out.append((i, key, reason, detail, note, key in cached))
+        if reason is not None and path in strict:
+            break
+    return out
+
+
+def _check_inputs(
+    work, references: dict[str, ReferenceSet], features: _Features, cfg, dist: _Dist
+) -> _Checked:
+    """Check every input image once (split between processes), before any encoder runs."""
+    r = cfg.realization
+    ref_paths = [str(p) for slug in sorted(references) for p in references[slug].paths]
+    gen_paths = list(work["abs_path"].astype(str))
+    paths = list(dict.fromkeys(ref_paths + gen_paths))
+    strict = (set(ref_paths) if r.on_bad_reference == "strict" else set()) | (
+        set(gen_paths) if r.on_bad_image == "strict" else set()
+    )
+    mine = dist.split(list(enumerate(paths)))
+    found = dist.gather(_check_share(mine, strict, features, cfg))
+    checked = _Checked()
+    for i, key, reason, detail, note, cached in sorted(found, key=lambda t: t[0]):
+        path = paths[i]
+        if reason is not None:
+            checked.problems[path] = (reason, detail)
+            continue
+        checked.keys[path] = key
+        if note:
+            checked.notes[path] = note
+        if cached:
+            checked.cached.add(key)
+    if strict:
+        first = next((p for p in paths if p in checked.problems and p in strict), None)
+        if first is not None:
+            reason, detail = checked.problems[first]
+            role = "reference" if first in set(ref_paths) else "generated"
+            key = "on_bad_reference" if role == "reference" else "on_bad_image"
+            raise BadInputError(
+                f"bad {role} image {first}: {reason} ({detail}) (realization.{key} = 'strict')"
+            )
+    return checked
+
+
+def _problem_lines(skipped, limit: int = LISTED) -> str:
+    if skipped is None or not len(skipped):
+        return ""
+    lines = []
+    for row in skipped.head(limit).itertuples(index=False):
+        where = (
+            f"reference {row.slug}" if row.role == "reference" else f"{row.model}/{row.variant}/{row.slug}"
+        )
+        lines.append(f"  {row.path} [{where}]: {row.reason} ({row.detail}) -> {row.action}")
+    if len(skipped) > limit:
+        lines.append(f"  ... and {len(skipped) - limit} more (all in {SKIPPED})")
+    return "\n".join(lines)
+
+
+def _apply_policy(work, references, checked: _Checked, cfg, store_path):
+    """Drop what the check found bad, as the config says; returns ``(work, references, skipped)``.
+
+    Raises:
+        BadInputError: a problem under ``"stop"`` (every problem listed) or ``"strict"``.
+    """
+    import pandas as pd
+
+    r = cfg.realization
+    show = store_path or (lambda p: Path(p).as_posix())
+    rows, dropped = [], {}
+    for slug in sorted(set(work["slug"])):
+        ref = references[slug]
+        if not ref.paths:
+            dropped[slug] = ("missing", ref.problem or f"reference {slug}: no image")
+            folder = show(ref.folder) if ref.folder is not None else None
+            rows.append({"role": "reference", "slug": slug, "path": folder, "reason": "missing",
+                         "detail": dropped[slug][1], "action": "reference dropped"})  # fmt: skip
+        for p in ref.paths:
+            if str(p) in checked.problems:
+                reason, detail = checked.problems[str(p)]
+                dropped.setdefault(slug, (reason, detail))
+                rows.append({"role": "reference", "slug": slug, "path": show(p), "reason": reason,
+                             "detail": detail, "action": "reference dropped"})  # fmt: skip
+    bad_gen = work["abs_path"].astype(str).isin(checked.problems.keys())
+    for row in work[bad_gen | work["slug"].isin(dropped.keys())].itertuples(index=False):
+        own = checked.problems.get(str(row.abs_path))
+        if own is not None:
+            reason, detail, action = *own, "image skipped"
+        else:
+            reason, detail = "reference_dropped", f"reference {row.slug} dropped: {dropped[row.slug][1]}"
+            action = "not scored"
+        rows.append({"role": "generated", "model": row.model, "variant": row.variant, "slug": row.slug,
+                     "index": row.index, "path": row.path, "reason": reason, "detail": detail,
+                     "action": action})  # fmt: skip
+    skipped = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
+    skipped["index"] = skipped["index"].astype("Int64")
+    stops = (dropped and r.on_bad_reference != "drop") or (bad_gen.any() and r.on_bad_image != "skip")
+    if stops:
+        modes = f"realization.on_bad_image = {r.on_bad_image!r}, on_bad_reference = {r.on_bad_reference!r}"
+        raise BadInputError(
+            f"{len(skipped)} inputs cannot be scored ({modes}):\n{_problem_lines(skipped)}", skipped
+        )
+    keep = ~bad_gen & ~work["slug"].isin(dropped.keys())
+    if not keep.any():
+        raise BadInputError(
+            f"nothing to score: every one of the {len(work)} generated images is bad or has a dropped "
+            f"reference:\n{_problem_lines(skipped)}",
+            skipped,
+        )
+    kept = work[keep].copy()
+    kept["key"] = [checked.keys[str(p)] for p in kept["abs_path"]]
+    return kept, {s: ref for s, ref in references.items() if s not in dropped}, skipped
+
+
+# -- 3. the maths per group ---------------------------------------------------------------------
+
+
 def _score_group(features: _Features, gen: list[str], ref: list[str], tau_cra: float, cfg) -> dict[str, Any]:
-    """CRA, VR and the baselines of one (model, variant, reference) group of generated images."""
+    """CRA, VR and the baselines of one (model, variant, reference) group (images by content hash)."""
     t = cfg.thresholds
     f_gen = features.get("cra", gen)
     s, best = best_match(similarity_matrix(f_gen, features.get("cra", ref)))
@@ -301,10 +673,113 @@ def _image_rows(group, ref: ReferenceSet, scores: dict[str, Any], tau_cra: float
     return rows
 
 
+def _rows_frame(rows):
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["seed"] = df["seed"].astype("Int64")
+        df["phash_dist"] = df["phash_dist"].astype("float64")
+    return df
+
+
+class _PerImageSink:
+    """Per-image rows, a batch of groups at a time: kept in memory, or (``path``) streamed to a
+    parquet file, written to a temporary file and renamed at the end."""
+
+    def __init__(self, path: Path | None, cfg=None, meta: dict[str, Any] | None = None):
+        self.path, self.cfg, self.meta = path, cfg, meta or {}
+        self.frames: list[Any] = []
+        self.writer = self.schema = self.tmp = None
+        self.standin = False
+        self.n = 0
+
+    def add(self, df) -> None:
+        self.n += len(df)
+        if self.path is None:
+            self.frames.append(df)
+            return
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from iconicity_utils.io import provenance
+
+        if self.writer is None:
+            prov = provenance(self.cfg, **self.meta)
+            self.standin = bool(prov.get("standin"))
+        if self.standin:
+            df = df.assign(note=_standin_label())
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if self.writer is None:
+            meta = dict(table.schema.metadata or {})
+            meta[b"iconicity.provenance"] = json.dumps(prov, default=str).encode()
+            self.schema = table.schema.with_metadata(meta)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp.parquet", dir=self.path.parent
+            )
+            os.close(fd)
+            self.tmp = Path(tmp)
+            self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self):
+        """The in-memory table, or None once the file is in place."""
+        import pandas as pd
+
+        if self.path is None:
+            return pd.concat(self.frames, ignore_index=True) if self.frames else _rows_frame([])
+        from iconicity_utils.io import new_file_mode
+
+        self.writer.close()
+        os.chmod(self.tmp, new_file_mode())
+        os.replace(self.tmp, self.path)
+        self.tmp = None
+        return None
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.tmp is not None:
+            Path(self.tmp).unlink(missing_ok=True)
+
+
+def _standin_label() -> str:
+    from iconicity_utils.registry import STANDIN_LABEL
+
+    return STANDIN_LABEL
+
+
 def _check_work(work, references: dict[str, ReferenceSet]) -> None:
     missing = sorted(set(work["slug"]) - set(references))
     if missing:
         raise ScoringInputError(f"generated images for references with no reference images: {missing[:10]}")
+
+
+def _compute(features: _Features, work, references, checked: _Checked, cfg, dist: _Dist, progress):
+    """Embed what the cache lacks: blocks of ``flush_every`` images, split between processes.
+
+    Returns ``(counts, forward_calls, per_process)``, summed over processes and for each.
+    """
+    ref_paths = [str(p) for slug in sorted(references) for p in references[slug].paths]
+    todo: dict[str, str] = {}
+    for p in ref_paths + list(work["abs_path"].astype(str)):
+        key = checked.keys[p]
+        if key not in checked.cached:
+            todo.setdefault(key, p)
+    items = list(todo.items())
+    step = cfg.realization.flush_every
+    blocks = [items[i : i + step] for i in range(0, len(items), step)]
+    mine = [kp for block in dist.split(blocks) for kp in block]
+    counts, calls = features.compute([p for _, p in mine], [k for k, _ in mine], cfg, progress)
+    everyone = dist.gather([(counts, calls)])  # also the barrier: every shard is written after it
+    total: Counter = Counter()
+    for c, _ in everyone:
+        total.update(c)
+    per_process = [{"images": c["images"], "forward_calls": n} for c, n in everyone]
+    return dict(total), sum(n for _, n in everyone), per_process
 
 
 def score_work(
@@ -317,12 +792,14 @@ def score_work(
     encoders: dict[str, Any] | None = None,
     progress=None,
     store_path=None,
+    out_dir: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> ScoreResult:
     """Score a table of generated images against their references: the engine behind every front door.
 
     Args:
-        work: DataFrame with :data:`WORK_COLUMNS` (as stored) and ``abs_path`` (a readable file);
-            one row per generated image.
+        work: DataFrame with :data:`WORK_COLUMNS` (as stored) and ``abs_path``; one row per
+            generated image.
         references: slug -> :class:`ReferenceSet` (its ``kind`` and the files scoring uses).
         cfg: the study config; its ``thresholds``, ``realization`` and ``encoders`` sections decide.
         cache_dir: where features are cached (``None``: in memory only).
@@ -330,71 +807,134 @@ def score_work(
         encoders: already loaded encoders by registry name (default: load those the config names).
         progress: optional ``progress(done, total)`` callable for feature extraction.
         store_path: how a reference path is written into tables (default: absolute POSIX).
+        out_dir: write the four tables here (per-image rows streamed to disk; default: do not write).
+        meta: more provenance for the written tables.
 
     Returns:
-        A :class:`ScoreResult` (tables not written; the front doors write them).
+        A :class:`ScoreResult`; on the non-main processes of a distributed run, without tables.
+
+    Raises:
+        BadInputError: bad inputs under ``"stop"`` / ``"strict"``, or nothing left to score.
+        ScoringInputError: a malformed work table (named).
+        EncoderLoadError / EncoderError: an encoder cannot load or fails (named, never skipped).
     """
     import pandas as pd
 
     t0 = time.perf_counter()
-    features = _Features(cfg, registry or Registry.load(), cache_dir, encoders)
+    dist = _Dist(cfg)
+    features = _Features(cfg, registry or Registry.load(), cache_dir, encoders, dist)
     _check_work(work, references)
-    ref_paths = sorted({str(p) for slug in set(work["slug"]) for p in references[slug].paths})
-    paths = list(work["abs_path"].astype(str)) + ref_paths
-    counts, forward_calls = features.compute(
-        paths, cfg.realization.batch_size, cfg.realization.num_workers, progress
-    )
-
-    modes = features.modes(cfg)
-    rows, cons = [], []
     work = work.sort_values(["model", "variant", "slug", "index"], kind="stable").reset_index(drop=True)
-    for (model, variant, slug), group in work.groupby(["model", "variant", "slug"], sort=True):
-        ref = references[slug]
-        rpaths = [str(p) for p in ref.paths]
-        tau_cra = cfg.tau_cra(ref.kind)
-        scores = _score_group(features, list(group["abs_path"].astype(str)), rpaths, tau_cra, cfg)
-        stored_refs = [store_path(r) if store_path else Path(r).as_posix() for r in rpaths]
-        rows += _image_rows(group, ref, scores, tau_cra, cfg, modes, stored_refs)
-        cons.append({"model": model, "variant": variant, "slug": slug, "consistency": scores["consistency"]})
-
-    per_image = pd.DataFrame(rows)
-    if len(per_image):
-        per_image["seed"] = per_image["seed"].astype("Int64")
-        per_image["phash_dist"] = per_image["phash_dist"].astype("float64")
-    per_reference = score_tables.aggregate_references(
-        per_image, pd.DataFrame(cons, columns=["model", "variant", "slug", "consistency"])
-    )
-    r = cfg.realization
-    return ScoreResult(
-        per_image=per_image,
-        per_reference=per_reference,
-        per_model=score_tables.model_table(per_reference, r.n_bootstrap, r.bootstrap_seed),
-        config=cfg,
-        encoders={role: features.infos[name] for role, name in features.roles.items()},
-        skipped=features.skipped(cfg),
+    references = {s: references[s] for s in sorted(set(work["slug"]))}
+    t_check = time.perf_counter()
+    checked = _check_inputs(work, references, features, cfg, dist)  # 1. before any encoder runs
+    work, references, skipped = _apply_policy(work, references, checked, cfg, store_path)
+    t_embed = time.perf_counter()
+    counts, forward_calls, per_process = _compute(
+        features, work, references, checked, cfg, dist, progress
+    )  # 2.
+    t_tables = time.perf_counter()
+    timings = {"check": t_embed - t_check, "embed": t_tables - t_embed}
+    notes = dict(Counter(checked.notes.values()))
+    done = dict(
         counts=counts,
         forward_calls=forward_calls,
-        seconds=time.perf_counter() - t0,
+        num_processes=dist.num_processes,
+        per_process=per_process,
+        timings=timings,
     )
+    if not dist.is_main:  # the main process assembles the tables, once
+        return ScoreResult(
+            None, None, None, cfg, skipped_inputs=skipped, input_notes=notes, is_main=False, **done
+        )
+    features.refresh(compact=True)  # the shards every process wrote; nobody writes any more
 
-
-def _write(result: ScoreResult, out_dir: Path, **extra) -> dict[str, Path]:
-    from iconicity_utils.io import write_table
-
-    cfg = result.config
+    modes = features.modes(cfg)
     meta = {
         "stage": "03-04 scoring",
         "settings": cfg.section_dump(*SCORING_SECTIONS),
-        "encoders": result.encoders,
-        "skipped": result.skipped,
-        **extra,
+        "encoders": {role: features.infos[name] for role, name in features.roles.items()},
+        "skipped": features.skipped(cfg),
+        "input_check": {
+            "generated_scored": len(work),
+            "generated_skipped": int((skipped["role"] == "generated").sum()),
+            "references_dropped": sorted(set(skipped.loc[skipped["role"] == "reference", "slug"])),
+            "skipped_by_reason": dict(Counter(skipped["reason"])),
+            "read_with_notes": notes,
+        },
+        "num_processes": dist.num_processes,
+        **(meta or {}),
     }
+    out_dir = Path(out_dir) if out_dir is not None else None
+    sink = _PerImageSink(out_dir / PER_IMAGE if out_dir else None, cfg, meta)
+    per_ref: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
+    cons: list[dict[str, Any]] = []
+
+    def flush_batch() -> None:  # aggregate and store a batch of whole groups (~ROWS_PER_CHUNK rows)
+        df = _rows_frame(batch)
+        per_ref.extend(score_tables.aggregate_references(df, pd.DataFrame(cons)).to_dict("records"))
+        sink.add(df)
+        batch.clear()
+        cons.clear()
+
+    try:  # 3. a batch of groups in memory at a time
+        for (model, variant, slug), group in work.groupby(["model", "variant", "slug"], sort=True):
+            ref = references[slug]
+            rpaths = [str(p) for p in ref.paths]
+            tau_cra = cfg.tau_cra(ref.kind)
+            rkeys = [checked.keys[p] for p in rpaths]
+            scores = _score_group(features, list(group["key"]), rkeys, tau_cra, cfg)
+            stored_refs = [store_path(r) if store_path else Path(r).as_posix() for r in rpaths]
+            batch += _image_rows(group, ref, scores, tau_cra, cfg, modes, stored_refs)
+            cons.append(
+                {"model": model, "variant": variant, "slug": slug, "consistency": scores["consistency"]}
+            )
+            if len(batch) >= ROWS_PER_CHUNK:
+                flush_batch()
+        if batch:
+            flush_batch()
+        per_image = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    per_reference = score_tables.with_skipped_counts(
+        pd.DataFrame(per_ref, columns=score_tables.PER_REFERENCE_COLUMNS), skipped
+    )
+    r = cfg.realization
+    per_model = score_tables.model_table(per_reference, r.n_bootstrap, r.bootstrap_seed)
+    result = ScoreResult(
+        per_image=per_image,
+        per_reference=per_reference,
+        per_model=per_model,
+        config=cfg,
+        encoders=meta["encoders"],
+        skipped=meta["skipped"],
+        seconds=time.perf_counter() - t0,
+        skipped_inputs=skipped,
+        input_notes=notes,
+        **done,
+    )
+    result.n_scored = sink.n
+    if out_dir is not None:
+        result._per_image_file = out_dir / PER_IMAGE
+        result.paths = {PER_IMAGE: out_dir / PER_IMAGE, **_write(result, out_dir, meta)}
+    end = time.perf_counter()
+    result.timings = {**timings, "tables": end - t_tables}
+    result.seconds = end - t0
+    return result
+
+
+def _write(result: ScoreResult, out_dir: Path, meta: dict[str, Any]) -> dict[str, Path]:
+    """Write the per-reference, per-model and skipped tables (the per-image table is streamed)."""
+    from iconicity_utils.io import write_table
+
     tables = (
-        (PER_IMAGE, result.per_image),
         (PER_REFERENCE, result.per_reference),
         (PER_MODEL, result.per_model),
+        (SKIPPED, result.skipped_inputs),
     )
-    return {name: write_table(df, out_dir / name, cfg, **meta) for name, df in tables}
+    return {name: write_table(df, out_dir / name, result.config, **meta) for name, df in tables}
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,13 +972,7 @@ def _study_work(cfg, variants: Sequence[str] | None):
         )
     work = work.sort_values(["model", "variant", "slug", "index"], kind="stable")
     work = work.groupby(["model", "variant", "slug"], sort=False).head(cfg.realization.k_gen).copy()
-    work["abs_path"] = [str(cfg.absolute(p)) for p in work["path"]]
-    for row in work.itertuples():
-        if not Path(row.abs_path).is_file():
-            raise ScoringInputError(
-                f"generated image missing: {row.abs_path} (manifest row model={row.model}, "
-                f"variant={row.variant}, slug={row.slug}, index={row.index})"
-            )
+    work["abs_path"] = [str(cfg.absolute(p)) for p in work["path"]]  # a missing file: found by the check
     references = {}
     for slug in sorted(set(work["slug"])):
         kind = kinds[slug]
@@ -446,7 +980,12 @@ def _study_work(cfg, variants: Sequence[str] | None):
             raise ScoringInputError(
                 f"{cfg.references_table}: slug {slug!r} has kind {kind!r}; expected {KINDS}"
             )
-        references[slug] = ReferenceSet(slug, kind, reference_files(cfg.reference_dir(kind, slug), kind))
+        try:
+            references[slug] = ReferenceSet(slug, kind, reference_files(cfg.reference_dir(kind, slug), kind))
+        except ScoringInputError as exc:  # dropped or stopping, as realization.on_bad_reference says
+            references[slug] = ReferenceSet(
+                slug, kind, [], problem=str(exc), folder=cfg.reference_dir(kind, slug)
+            )
     return pd.DataFrame(work).reset_index(drop=True), references
 
 
@@ -462,7 +1001,10 @@ def score(
 
     Reads ``cfg.generations_manifest`` and ``cfg.references_table`` (kinds), takes reference
     images from ``cfg.reference_dir(kind, slug)`` (static: first file; dynamic: all), caches
-    features under ``cfg.path("cache")``, and writes the three tables to ``cfg.results_dir``.
+    features under ``cfg.path("cache")``, and writes the four tables to ``cfg.results_dir``.
+    Bad or missing images are skipped and recorded (``scores_skipped.parquet``) or stop the run,
+    as ``realization.on_bad_image`` / ``on_bad_reference`` say.  Runs on several processes
+    under ``accelerate launch`` (only the main process returns tables).
 
     Args:
         cfg: the study config; to change a choice, pass ``cfg.with_overrides(...)``, e.g.
@@ -473,23 +1015,20 @@ def score(
         progress: optional ``progress(done, total)`` callable.
 
     Raises:
-        ScoringInputError: a missing or malformed manifest / references table / image (named).
+        ScoringInputError: a missing or malformed manifest / references table (named).
+        BadInputError: bad images under ``"stop"`` / ``"strict"``, or none left to score.
         EncoderLoadError / EncoderError: an encoder cannot load or fails (named, never skipped).
     """
-    work, references = _study_work(cfg, variants)
-    result = score_work(
-        work,
-        references,
+    return score_work(
+        *_study_work(cfg, variants),  # no name here keeps the manifest alive while the engine runs
         cfg,
         cache_dir=cfg.path("cache"),
         registry=Registry.for_config(cfg),
         encoders=encoders,
         progress=progress,
         store_path=cfg.relative,
+        out_dir=cfg.results_dir if write else None,
     )
-    if write:
-        result.paths = _write(result, cfg.results_dir)
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,18 +1077,21 @@ def _model_dirs(gendir: Path, models: Sequence[str] | None) -> list[Path]:
 
 
 def _folder_refs(folder: Path, slug: str, kind: str, dedup: bool, threshold: int) -> ReferenceSet:
-    """A reference folder's images: static -> the first file; dynamic -> all, pHash-deduplicated."""
+    """A reference folder's images: static -> the first file; dynamic -> all, pHash-deduplicated.
+
+    An unreadable still stays in the list (the authors' dedup keeps a file whose hash fails), so
+    the input check finds it and drops the reference or stops, as the config says.
+    """
     files = list_images(folder)
     if not files:
-        raise ScoringInputError(f"no reference image in {folder}")
+        return ReferenceSet(slug, kind, [], problem=f"no reference image in {folder}", folder=folder)
     if kind == "static":
         return ReferenceSet(slug, kind, files[:1])
     if not dedup:
         return ReferenceSet(slug, kind, files, n_before=len(files), n_removed=0)
     res = dedup_phash(files, threshold=threshold)
-    if res.failed:
-        raise ScoringInputError(f"unreadable reference images: {[f'{p}: {why}' for p, why in res.failed]}")
-    return ReferenceSet(slug, kind, res.kept, n_before=len(files), n_removed=res.n_removed)
+    kept = sorted(res.kept + [p for p, _ in res.failed])
+    return ReferenceSet(slug, kind, kept, n_before=len(files), n_removed=res.n_removed)
 
 
 def _folder_work(refdir, gendir, labels, kind, cfg, models, variant, dedup):
@@ -610,7 +1152,11 @@ def score_folders(
     per slug are taken, in sorted file-name order.  Static references use their first file;
     dynamic ones all files, after pHash deduplication (Hamming ``<= collection.phash_threshold``,
     first kept) when ``dedup``, with the counts recorded (``n_ref_before``, ``n_ref_kept``,
-    ``n_ref_dups_removed``).
+    ``n_ref_dups_removed``).  Every image is checked first; a bad generated image is skipped and a
+    reference with a bad image dropped, each recorded with its path and reason in
+    ``result.skipped_inputs`` (``scores_skipped.parquet``), unless the config says to stop
+    (``realization.on_bad_image`` / ``on_bad_reference``).  A skipped image is not replaced by the
+    next file: the first ``k_gen`` files are the ones considered.
 
     Args:
         refdir, gendir, prompts_csv: the three inputs.
@@ -621,7 +1167,7 @@ def score_folders(
         models: only these model folders (default: every folder in ``gendir``).
         variant: the value written in the ``variant`` column.
         dedup: pHash-deduplicate dynamic references.
-        out_dir: write the three tables here (default: do not write).
+        out_dir: write the four tables here (default: do not write).
         cache_dir: feature cache (default: the config's ``paths.cache``).
         encoders: already loaded encoders by registry name.
     """
@@ -635,18 +1181,17 @@ def score_folders(
             f"nothing to score: no slug is in the whitelist ({prompts_csv}), a model folder of {gendir} "
             f"and {refdir} at once"
         )
-    result = score_work(
+    inputs = {"refdir": str(refdir), "gendir": str(gendir), "prompts_csv": str(prompts_csv), "kind": kind}
+    return score_work(
         work,
         references,
         cfg,
         cache_dir=cache_dir if cache_dir is not None else cfg.path("cache"),
         registry=Registry.for_config(cfg),
         encoders=encoders,
+        out_dir=out_dir,
+        meta={"inputs": inputs},
     )
-    if out_dir is not None:
-        inputs = {"refdir": str(refdir), "gendir": str(gendir), "prompts_csv": str(prompts_csv), "kind": kind}
-        result.paths = _write(result, Path(out_dir), inputs=inputs)
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -736,10 +1281,37 @@ def score_images(
 # --------------------------------------------------------------------------------------------
 
 
+def launch_command(
+    config: str | Path, num_processes: int = 1, args: Sequence[str] = (), port: int | None = None
+) -> list[str]:
+    """The command that scores a study (:func:`main` with ``--config``), under ``accelerate launch``
+    with ``--multi_gpu`` when ``num_processes > 1`` (gloo on the CPU when ``encoders.device`` is
+    ``cpu``; one thread per process unless ``OMP_NUM_THREADS`` says otherwise)."""
+    import socket
+
+    if num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    entry = ["-m", "iconicity_utils.scoring", "--config", str(config), *args]
+    if num_processes == 1:
+        return [sys.executable, *entry]
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+        str(num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(port), *entry,
+    ]  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m iconicity_utils.scoring",
-        description="Score generated images: CRA (recognition), VR/VI (realization), CRT and baselines.",
+        description=(
+            "Score generated images: CRA (recognition), VR/VI (realization), CRT and baselines. "
+            "Runs under `accelerate launch` for several processes or GPUs."
+        ),
     )
     p.add_argument("--config", help="study config (encoders, thresholds, modes); alone: score the study")
     p.add_argument("--refdir", help="reference images, one folder per slug (authors' layout)")
@@ -762,6 +1334,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", choices=CELL_MODES)
     p.add_argument("--device", help="override encoders.device")
     p.add_argument("--num-workers", type=int)
+    p.add_argument(
+        "--on-bad-image", choices=("skip", "stop", "strict"), help="override realization.on_bad_image"
+    )
+    p.add_argument(
+        "--on-bad-reference",
+        choices=("drop", "stop", "strict"),
+        help="override realization.on_bad_reference",
+    )
+    p.add_argument("--cache-dtype", choices=("float32", "float16"), help="override realization.cache_dtype")
     return p
 
 
@@ -777,7 +1358,7 @@ def _cli_overrides(args) -> dict[str, dict[str, Any]]:
         thresholds["tau_reuse"] = args.tau_reuse
     if args.comparison is not None:
         thresholds["comparison"] = args.comparison
-    for key in ("cells", "num_workers", "k_gen"):
+    for key in ("cells", "num_workers", "k_gen", "on_bad_image", "on_bad_reference", "cache_dtype"):
         if getattr(args, key) is not None:
             realization[key] = getattr(args, key)
     if args.device is not None:
@@ -821,9 +1402,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ScoringInputError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(result.summary())
-    for path in result.paths.values():
-        print(f"wrote {path}")
+    if result.is_main:  # under accelerate launch, the main process reports
+        print(result.summary())
+        for path in result.paths.values():
+            print(f"wrote {path}")
     return 0
 
 

@@ -70,3 +70,67 @@ def test_store_keeps_flushed_shards_and_names_a_damaged_one(tmp_path):
     next((tmp_path / "s").glob("part-*.npz")).write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"part-.*\.npz is unreadable"):
         FeatureStore(tmp_path / "s")
+
+
+def _values(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_store_reads_values_from_disk_and_sees_other_writers(tmp_path, monkeypatch):
+    import iconicity_utils.features as feat
+
+    a, b = FeatureStore(tmp_path / "s", tag="p0"), FeatureStore(tmp_path / "s", tag="p1")
+    va, vb = _values(5, seed=1), _values(3, seed=2)
+    for i, v in enumerate(va):
+        a.put(f"a{i}", v)
+    a.flush()
+    for i, v in enumerate(vb):
+        b.put(f"b{i}", v)
+    b.flush()
+    assert not a._buffer and not hasattr(a, "_data")  # nothing held in memory once flushed
+    assert "b0" not in a and a.refresh() == 1 and "b0" in a  # another writer's shard, once refreshed
+    np.testing.assert_array_equal(
+        a.get_many(["b2", "a4", "a0", "b0"]), np.stack([vb[2], va[4], va[0], vb[0]])
+    )
+    assert a.missing(["a1", "zz", "b1", "yy"]) == ["zz", "yy"] and len(a) == 8
+    assert sorted(p.name.split("-")[1] for p in a.shards) == ["p0", "p1"]  # each writer its own shard
+    with pytest.raises(KeyError, match="zz"):
+        a.get_many(["a1", "zz"])
+    # the pre-existing format (keys as a unicode array) is still read
+    np.savez(tmp_path / "s" / "part-old.npz", keys=np.array(["old"]), values=_values(1, seed=3))
+    np.testing.assert_array_equal(FeatureStore(tmp_path / "s").get("old"), _values(1, seed=3)[0])
+    # merging: only the small shards a writer wrote itself, while others may still write
+    monkeypatch.setattr(feat, "SHARD_TARGET_BYTES", 1 << 20)
+    c = FeatureStore(tmp_path / "m", max_shards=3, tag="p0")
+    other = FeatureStore(tmp_path / "m", tag="p1")
+    other.put("x", va[0])
+    other.flush()
+    for i, v in enumerate(_values(10, seed=4)):
+        c.put(f"k{i}", v)
+        c.flush()
+    assert len(c.shards) < 10 and "x" not in c  # own shards merged on the way; x not yet indexed
+    assert (tmp_path / "m" / other.shards[0].name).exists()  # the other writer's shard was not touched
+    c.refresh()
+    assert c.compact(force=True) >= 2 and len(c.shards) == 1  # everyone's, once writers are done
+    np.testing.assert_array_equal(c.get_many([f"k{i}" for i in range(10)] + ["x"])[:10], _values(10, seed=4))
+    np.testing.assert_array_equal(FeatureStore(tmp_path / "m").get("x"), va[0])
+
+
+def test_float16_storage_halves_the_values_and_reads_back_float32(tmp_path):
+    v = _values(64, d=256, seed=5)
+    sizes = {}
+    for dtype in ("float32", "float16"):
+        store = FeatureStore(tmp_path / dtype, dtype=dtype)
+        for i, row in enumerate(v):
+            store.put(f"{i:064x}", row)
+        store.flush()
+        back = store.get_many([f"{i:064x}" for i in range(64)])
+        assert back.dtype == np.float32
+        sizes[dtype] = store.nbytes
+    np.testing.assert_allclose(back, v, atol=1e-3)
+    assert 0.45 < sizes["float16"] / sizes["float32"] < 0.55
+    gray = FeatureStore(tmp_path / "gray", dtype="float16")  # integer features are stored as given
+    gray.put("g", np.arange(4, dtype=np.uint8))
+    gray.flush()
+    assert gray.get("g").dtype == np.uint8

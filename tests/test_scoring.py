@@ -16,10 +16,10 @@ import scoring_fixtures as sf
 from authors_reimpl import authors_cra, authors_vr
 from scoring_fixtures import noise, permuted, photo
 
-from iconicity_utils import features, score_tables, scoring
+from iconicity_utils import score_tables, scoring
 from iconicity_utils.constants import TAU_CRA, TAU_REUSE
 from iconicity_utils.encoders import EncoderError, EncoderLoadError, embed_images, load_encoder
-from iconicity_utils.images import ImageReadError, split_grid
+from iconicity_utils.images import split_grid
 from iconicity_utils.io import read_table, write_table
 from iconicity_utils.realization import cell_mode_agreement, visual_reuse
 from iconicity_utils.recognition import recognition
@@ -218,10 +218,9 @@ def test_cell_mode_comparison_on_the_same_images(study):
 
 
 def test_a_stopped_run_resumes_and_keeps_what_it_computed(tmp_path, standins, monkeypatch, study):
-    cfg = sf.study_config(tmp_path, realization={"batch_size": 16})
+    cfg = sf.study_config(tmp_path, realization={"batch_size": 16, "flush_every": 2})
     sf.make_study(cfg)
     encoders = load_all(cfg)
-    monkeypatch.setattr(features, "FLUSH_EVERY", 2)
     dino = encoders["tiny-dino"]
     real = dino.embed_batch
 
@@ -262,16 +261,34 @@ def test_bad_inputs_are_named(tmp_path, standins):
     write_table(manifest, cfg.generations_manifest, cfg)
     victim = cfg.absolute(manifest["path"].iloc[4])
     victim.write_bytes(b"not a png")
-    with pytest.raises(ImageReadError, match=victim.name):
-        scoring.score(cfg)
+    strict = cfg.with_overrides(realization={"on_bad_image": "strict"})
+    with pytest.raises(scoring.BadInputError, match=rf"{victim.name}: not_an_image.*on_bad_image = 'strict'"):
+        scoring.score(strict)
     victim.unlink()
-    with pytest.raises(scoring.ScoringInputError, match=victim.name):
-        scoring.score(cfg)
-    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()
+    with pytest.raises(scoring.BadInputError, match=rf"{victim.name}: missing"):
+        scoring.score(strict)
+    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()  # nothing is written when stopping
     shutil.rmtree(cfg.reference_dir("static", "starry_night"))
     cfg.reference_dir("static", "starry_night").mkdir()
+    stop = cfg.with_overrides(realization={"on_bad_image": "stop", "on_bad_reference": "stop"})
+    with pytest.raises(scoring.BadInputError, match=r"(?s)8 inputs.*starry_night.*missing") as err:
+        scoring.score(stop)  # every problem listed at once: the reference, its 6 images, the victim
+    assert sorted(err.value.problems["reason"]) == ["missing"] * 2 + ["reference_dropped"] * 6
+    res = scoring.score(cfg)  # the defaults: skip the image, drop the reference, record both
+    assert len(res.per_image) == 18 - 1 - 6 and "starry_night" not in set(res.per_image.slug)
+    skipped = read_table(cfg.results_dir / scoring.SKIPPED)
+    assert skipped[["role", "reason"]].value_counts().to_dict() == {
+        ("generated", "reference_dropped"): 6,
+        ("generated", "missing"): 1,
+        ("reference", "missing"): 1,
+    }
+    assert victim.name in skipped.loc[skipped.reason == "missing", "path"].dropna().str.cat()
+    row = manifest.iloc[4]
+    pr = res.per_reference.set_index(["model", "slug"])
+    assert pr.loc[(row.model, row.slug), "n_skipped"] == 1 and pr.loc[(row.model, row.slug), "n_images"] == 2
+    assert pr["n_skipped"].sum() == 1  # a dropped reference has no row; its images are in the table
     write_table(manifest[manifest.slug == "starry_night"], cfg.generations_manifest, cfg)
-    with pytest.raises(scoring.ScoringInputError, match="starry_night"):
+    with pytest.raises(scoring.BadInputError, match="(?s)nothing to score.*starry_night"):
         scoring.score(cfg)
 
 
