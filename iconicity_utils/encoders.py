@@ -474,8 +474,15 @@ def describe_encoder(
     """What :func:`load_encoder` would run (backend, id, weights, dtype, device, fingerprint), without
     loading the model: scoring uses it to find cached features before deciding to load anything.
 
+    ``revision`` is the *resolved* revision (:meth:`Registry.revision`): the commit of the hub
+    repository the weights come from (``revision_source``; open_clip's and timm's own hub ids for a
+    pretrained tag), or ``sha256:<hex>`` of local weights (stand-in folder, SSCD file); ``locked``
+    says it came from the study's lock.  A hub commit enters the fingerprint, so cached features
+    of other weights are never reused.
+
     Raises:
-        EncoderLoadError: a stand-in that has not been built, or a local weights file that is missing.
+        EncoderLoadError: a stand-in that has not been built, a local weights file that is missing,
+            a revision that cannot be resolved, or a disagreement with the study's lock.
     """
     registry = registry or Registry.load()
     spec = _checked_spec(spec, registry, device, precision)
@@ -483,16 +490,23 @@ def describe_encoder(
     local_kind = spec.backend == "sscd" or (weights not in (None, "hub") and is_local(weights))
     if local_kind and (weights is None or not os.path.exists(weights)):
         raise EncoderLoadError(f"encoder {spec.name!r}: weights file not found: {weights}")
+    try:
+        rev = registry.revision(spec)
+    except Exception as exc:  # unresolvable or not as locked: nothing is described, nothing loads
+        raise EncoderLoadError(f"encoder {spec.name!r}: {type(exc).__name__}: {exc}") from exc
+    keyed = spec.model_copy(update={"revision": rev.resolved}) if rev.kind == "hub" else spec
     return {
         "encoder": spec.name,
         "backend": spec.backend,
         "source": spec.source,
         "weights": weights,
-        "revision": spec.revision,
+        "revision": rev.resolved,
+        "revision_source": rev.source,
+        "locked": rev.locked,
         "dtype": "float32" if precision == "fp32" else f"autocast-{precision}",
         "device": device,
         "standin": spec.is_standin,
-        "fingerprint": _fingerprint(spec, registry, weights, precision),
+        "fingerprint": _fingerprint(keyed, registry, weights, precision),
     }
 
 

@@ -416,11 +416,15 @@ def _unit_fields(cfg: StudyConfig, unit: WorkUnit) -> dict[str, Any]:
 def expected_metadata(
     cfg: StudyConfig, spec: ModelSpec, registry: Registry, unit: WorkUnit
 ) -> dict[str, Any]:
-    """The identity fields (:data:`IDENTITY_FIELDS`) a finished image of ``unit`` must carry."""
+    """The identity fields (:data:`IDENTITY_FIELDS`) a finished image of ``unit`` must carry.
+
+    ``revision`` is the *resolved* revision (:meth:`Registry.revision`: the hub commit, or the
+    sha256 of a local model), so an image made from other weights is stale and is regenerated.
+    """
     return {
         **_unit_fields(cfg, unit),
         "model_id": _model_id(cfg, spec, registry),
-        "revision": spec.revision,
+        "revision": registry.revision(spec).resolved,
         "steps": spec.steps,
         "guidance": float(spec.guidance),
         "height": spec.height,
@@ -622,7 +626,7 @@ def _run_fields(cfg: StudyConfig, spec: ModelSpec, registry: Registry, pipe, dev
 
     return {
         "model_id": _model_id(cfg, spec, registry),
-        "revision": spec.revision,
+        "revision": registry.revision(spec).resolved,  # what load_pipeline loaded: commit or sha256
         "pipeline": type(pipe).__name__,
         "scheduler": type(pipe.scheduler).__name__,
         "steps": spec.steps,

