@@ -1,0 +1,265 @@
+"""Stage 05, prompt perturbation (:mod:`iconicity_utils.perturbation`): the config section, the
+paired statistics against scipy, and the stage end to end on a hand-made study (in process, its
+figures, and as notebook 05)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import perturbation_fixtures as pf
+import pytest
+from scipy import stats
+
+from iconicity_utils import perturbation as pt
+from iconicity_utils import perturbation_figures as figs
+from iconicity_utils import prompt_variants as pv
+from iconicity_utils.config import ConfigError, load_config
+from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.io import read_table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wn(demo_cfg):
+    """WordNet as the project's set-up provides it (nltk's copy, else the project copy)."""
+    return pf.load_wn(demo_cfg)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, standins):
+    """A hand-made study: four references with labels and images (outputs in a tmp folder)."""
+    return pf.make_study(tmp_path_factory.mktemp("perturbation-study"))
+
+
+# --------------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "problem"),
+    [
+        ({"variants": ["synonym", "literal"]}, "perturbation.variants", "must include 'title'"),
+        ({"variants": ["title", "synonym", "synonym"]}, "perturbation.variants", "duplicate"),
+        ({"variants": ["title", "paraphrase"]}, "perturbation.variants[1]", "expected one of"),
+        ({"literal_source": "captioner"}, "perturbation.captioner", "needs a captioner id"),
+        ({"literal_source": "csv"}, "perturbation.literal_csv", "needs a CSV file"),
+        ({"literal_source": "llm"}, "perturbation.literal_source", "expected one of"),
+        ({"slugs": ["a"], "max_references": 2}, "perturbation.max_references", "either slugs or"),
+        ({"n_synonyms": 0}, "perturbation.n_synonyms", "outside"),
+        ({"reuse_min_vr": 1.5}, "perturbation.reuse_min_vr", "outside"),
+        ({"colour": "red"}, "perturbation.colour", "unknown key"),
+    ],
+)
+def test_bad_perturbation_config_names_the_key(tmp_path, section, key, problem):
+    import yaml
+
+    data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
+    data["perturbation"].update(section)
+    data["paths"]["root"] = str(REPO_ROOT)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == key
+    assert problem in str(info.value) and str(path) in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired statistics against direct scipy computations
+# --------------------------------------------------------------------------------------------
+
+
+def test_paired_changes_match_scipy():
+    pairs = pf.pairs_table()
+    out = pt.paired_changes(pairs, n_bootstrap=2000, seed=5)
+    assert len(out) == 2 * 2 * 2 * 3
+    for row in out.itertuples(index=False):
+        g = pairs[(pairs.model == row.model) & (pairs.variant == row.variant) & (pairs.kind == row.kind)]
+        use = g[g.in_comparison]
+        d = (use[f"{row.metric}_variant"] - use[f"{row.metric}_title"]).to_numpy()
+        assert (row.n_pairs, row.n_excluded, row.n_nonzero) == (len(use), 1, np.count_nonzero(d))
+        assert row.mean_change == pytest.approx(d.mean())
+        assert row.mean_title == pytest.approx(use[f"{row.metric}_title"].mean())
+        if not d.any():
+            assert np.isnan(row.wilcoxon_p) and np.isnan(row.wilcoxon_statistic)
+            assert row.ci_low == row.ci_high == 0
+            continue
+        ref = stats.wilcoxon(d)
+        assert (row.wilcoxon_statistic, row.wilcoxon_p) == pytest.approx((ref.statistic, ref.pvalue))
+        ci = stats.bootstrap(
+            (d,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(5)
+        )
+        assert (row.ci_low, row.ci_high) == pytest.approx(
+            (ci.confidence_interval.low, ci.confidence_interval.high)
+        )
+
+
+def test_paired_changes_on_a_small_hand_made_case():
+    pairs = pd.DataFrame(
+        {"model": "m", "variant": "synonym", "kind": "static", "slug": list("abcde"), "in_comparison": True,
+         "cra_title": [1.0, 0.5, 0.75, 1.0, 0.0], "cra_variant": [0.5, 0.5, 0.25, 0.75, 0.25],
+         "vr_all_title": 0.5, "vr_all_variant": 0.5, "crt_title": 0.0, "crt_variant": 0.0}
+    )  # fmt: skip
+    for m in ("cra", "vr_all", "crt"):
+        pairs[f"{m}_change"] = pairs[f"{m}_variant"] - pairs[f"{m}_title"]
+    cra = pt.paired_changes(pairs, 500, 0).set_index("metric").loc["cra"]
+    assert cra["mean_change"] == pytest.approx(-0.2)  # (-0.5 + 0 - 0.5 - 0.25 + 0.25) / 5
+    assert (cra["n_pairs"], cra["n_nonzero"]) == (5, 4)
+    # zeros dropped; |d| ranks 3.5, 3.5, 1.5, 1.5; the one positive change has rank 1.5
+    assert cra["wilcoxon_statistic"] == pytest.approx(1.5)
+    assert cra["wilcoxon_p"] == pytest.approx(stats.wilcoxon([-0.5, -0.5, -0.25, 0.25]).pvalue)
+
+
+def test_persistence_share_and_wilson_interval():
+    pairs = pf.pairs_table()
+    out = pt.persistence_table(pairs, "mean_vr", 0.5)
+    z = stats.norm.ppf(0.975)
+    for row in out.itertuples(index=False):
+        g = pairs[(pairs.model == row.model) & (pairs.variant == row.variant) & (pairs.kind == row.kind)]
+        base = g[g.in_comparison & g.reuse_title]
+        n, k = len(base), int(base.reuse_variant.sum())
+        assert (row.n_title_reuse, row.n_still_reuse, row.n_pairs) == (n, k, int(g.in_comparison.sum()))
+        if n == 0:
+            assert np.isnan(row.share)
+            continue
+        centre, half = (k + z * z / 2) / (n + z * z), z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+        assert row.share == pytest.approx(k / n)
+        assert (row.ci_low, row.ci_high) == pytest.approx((centre - half, centre + half))
+
+
+def test_pair_table_from_hand_made_scores(study):
+    cfg = study.with_overrides(perturbation={"n_images": 2, "reuse_rule": "mean_vr", "reuse_min_vr": 0.5})
+    per_image = pf.per_image_rows(
+        {
+            ("tiny-sd-a", "mona_lisa", "static", "title", "Mona Lisa"): [
+                (True, 1.0),
+                (True, 0.5),
+                (False, 0.0),
+            ],
+            ("tiny-sd-a", "mona_lisa", "static", "literal", "a woman"): [
+                (True, 0.25),
+                (False, 0.0),
+                (True, 1.0),
+            ],
+            ("tiny-sd-a", "mona_lisa", "static", "literal", "an older prompt"): [(True, 1.0)],
+            ("tiny-sd-b", "mona_lisa", "static", "title", "Mona Lisa"): [(True, 1.0)],  # not a model of cfg
+        }
+    )
+    prompts = pf.prompts_rows(
+        [("mona_lisa", "static", "title", "Mona Lisa", False, 1.0), ("mona_lisa", "static", "literal", "a woman", False, 0.4)]
+    )  # fmt: skip
+    (row,) = pt.pair_table(per_image, prompts, cfg).to_dict("records")
+    # only the current prompt and the first n_images = 2 indices count, for the title as for the variant
+    assert (row["n_title"], row["n_variant"]) == (2, 2)
+    assert (row["cra_title"], row["cra_variant"], row["cra_change"]) == (1.0, 0.5, -0.5)
+    assert (row["vr_all_title"], row["vr_all_variant"]) == (0.75, 0.125)
+    assert row["crt_title"] == pytest.approx((0.0 + 0.5) / 2) and row["crt_variant"] == pytest.approx(
+        0.75 / 2
+    )
+    assert (row["reuse_title"], row["reuse_variant"]) == (True, False)  # mean VR 0.75 vs 0.125
+    assert row["text_distance"] == pytest.approx(0.6)
+    any_image = cfg.with_overrides(perturbation={"reuse_rule": "any_image", "reuse_min_vr": 0.2})
+    assert pt.pair_table(per_image, prompts, any_image)["reuse_variant"].item()  # 0.25 >= 0.2
+    with pytest.raises(
+        ValueError, match=r"without title images for \(model, slug\) \[\('tiny-sd-a', 'mona_lisa'\)\]"
+    ):
+        pt.pair_table(per_image[per_image.variant != "title"], prompts, cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# The stage end to end: prompts -> generation -> scoring -> comparison -> figures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage(study, wn):
+    from iconicity_utils import scoring
+
+    prompts = pv.build_prompts(study, wordnet=wn)
+    first = pt.generate_variants(study, prompts, in_process=True, progress=False)
+    again = pt.generate_variants(study, prompts, in_process=True, progress=False)
+    result = scoring.score(study)
+    return {"prompts": prompts, "first": first, "again": again, "scores": result,
+            "comparison": pt.compare(study, result.per_image, prompts)}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_variants_are_generated_scored_and_compared(study, stage):
+    prompts, comparison = stage["prompts"], stage["comparison"]
+    usable = int((prompts["status"] == "ok").sum())  # leaking prompts are generated too
+    assert stage["first"].total == usable and stage["first"].failed == 0
+    assert stage["again"].done == 0 and stage["again"].skipped == usable  # reruns add nothing
+    manifest = read_table(study.generations_manifest)
+    assert len(manifest) == usable and not manifest.duplicated(["model", "variant", "slug", "index"]).any()
+    per_image = read_table(study.results_dir / "scores_per_image.parquet")
+    assert sorted(set(per_image["variant"])) == ["literal", "synonym", "title"]
+    assert per_image.groupby("variant")["slug"].nunique().to_dict() == {
+        "literal": 3,
+        "synonym": 3,
+        "title": 4,
+    }
+    pairs = comparison.pairs
+    assert len(pairs) == usable - 4  # every usable variant row, paired with its title
+    assert (
+        pairs.loc[(pairs.slug == "titanic") & (pairs.variant == "literal"), "in_comparison"].item() is False
+    )
+    written = {
+        pt.PAIRS_TABLE: pairs,
+        pt.PAIRED_TABLE: comparison.paired,
+        pt.PERSISTENCE_TABLE: comparison.persistence,
+    }
+    for name, df in written.items():
+        table = read_table(study.results_dir / name)
+        assert (table["note"] == STANDIN_LABEL).all() and len(table) == len(df) > 0
+    again = pt.compare(study)  # from the tables on disk, and rewritten, not appended
+    assert len(read_table(study.results_dir / pt.PAIRS_TABLE)) == len(again.pairs) == len(pairs)
+
+
+@pytest.mark.slow
+def test_figures_are_drawn_and_labelled(study, stage):
+    from PIL import Image
+
+    comparison, per_image = stage["comparison"], stage["scores"].per_image
+    figures = {
+        "05_paired_dots.png": figs.plot_paired_dots(comparison.pairs),
+        "05_persistence.png": figs.plot_persistence(comparison.persistence),
+        "05_vr_change.png": figs.plot_vr_change_vs_text_distance(comparison.pairs),
+        "05_triptychs.png": figs.plot_triptychs(study, comparison.pairs, per_image, stage["prompts"], n=2),
+    }
+    for name, fig in figures.items():
+        path = figs.save_figure(fig, name, study)
+        assert path == study.figures_dir / name
+        with Image.open(path) as im:
+            assert im.info.get("iconicity:standin") == STANDIN_LABEL, name
+
+
+@pytest.mark.slow
+def test_notebook_05_runs_on_a_study(study, stage, tmp_path):
+    import nbformat
+    import papermill as pm
+
+    out = tmp_path / "05.ipynb"
+    pm.execute_notebook(
+        str(REPO_ROOT / "notebooks" / "05_perturbation.ipynb"),
+        str(out),
+        parameters={"config": study.source, "SHOW_OTHER_SOURCES": False, "TRIPTYCHS": 2},
+        cwd=str(REPO_ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    text = "\n".join(
+        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
+    )
+    assert "0 generated" in text  # the variants of the in-process run are on disk already
+    assert "0 encoder forward passes" in text
+    for name in (
+        "05_paired_dots.png",
+        "05_persistence.png",
+        "05_vr_change_vs_text_distance.png",
+        "05_triptychs.png",
+    ):
+        assert (study.figures_dir / name).stat().st_size > 5000, name

@@ -1,0 +1,349 @@
+"""Stage 05's prompt variants (:mod:`iconicity_utils.prompt_variants`): reference selection,
+synonyms, literal descriptions (Wikidata, captioner, CSV), the leak check, the prompts table and
+its text distance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import perturbation_fixtures as pf
+import pytest
+
+from iconicity_utils import perturbation_figures as figs
+from iconicity_utils import prompt_variants as pv
+from iconicity_utils.config import ConfigError, load_config
+from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.io import read_table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wn(demo_cfg):
+    """WordNet as the project's set-up provides it (nltk's copy, else the project copy)."""
+    return pf.load_wn(demo_cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# Variant names and the references perturbed
+# --------------------------------------------------------------------------------------------
+
+
+def test_shipped_configs_list_the_three_variants(demo_cfg):
+    paper = load_config(REPO_ROOT / "configs" / "paper.yaml")
+    assert paper.perturbation.variants == ["title", "synonym", "literal"]
+    assert demo_cfg.perturbation.variants == ["title", "synonym", "literal"]
+    assert paper.perturbation.max_references is None and demo_cfg.perturbation.max_references == 8
+    assert pv.variant_names(demo_cfg.with_overrides(perturbation={"n_synonyms": 3})) == [
+        "title", "synonym", "synonym-2", "synonym-3", "literal",
+    ]  # fmt: skip
+
+
+def _pick(cfg, refs, **section) -> list[str]:
+    return list(pv.select_references(cfg.with_overrides(perturbation=section), refs)["slug"])
+
+
+def test_select_references_takes_both_kinds(demo_cfg):
+    refs = pd.DataFrame(
+        {"slug": [f"s{i}" for i in range(5)] + ["d0", "d1"], "kind": ["static"] * 5 + ["dynamic"] * 2}
+    )
+
+    def pick(**section):
+        return _pick(demo_cfg, refs, **section)
+
+    assert pick(max_references=3) == ["s0", "s1", "d0"]
+    assert pick(max_references=6) == ["s0", "s1", "s2", "s3", "d0", "d1"]  # dynamic runs short: static fills
+    assert pick(max_references=None) == list(refs["slug"])
+    assert pick(max_references=None, slugs=["d1", "s2"]) == ["s2", "d1"]  # the table's order
+    with pytest.raises(ValueError, match=r"perturbation.slugs \['nope'\] are not in the references table"):
+        pick(max_references=None, slugs=["nope"])
+
+
+# --------------------------------------------------------------------------------------------
+# Synonyms (WordNet 3.0)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "expected", "in_method"),
+    [
+        ("The Starry Night", "The Sparkling Dark", ["The kept (function word)", "similar to starry.a.01", "night.n.01"]),
+        ("The Scream", "The Call", ["Scream→Call (shout.v.02)"]),
+        ("Nighthawks", "Night Owls", ["night_owl.n.01"]),  # a plural noun: its singular's senses, pluralised
+        ("Impression, Sunrise", "Feeling, Dawn", ["impression.n.01", "dawn.n.01"]),  # punctuation kept
+        ("The Night of the Sea", "The Dark of the Sea", ["of kept (function word)", "Sea kept (no other lemma in sea.n.01)"]),
+    ],
+)  # fmt: skip
+def test_synonym_substitution_on_known_titles(wn, title, expected, in_method):
+    (variant,) = pv.synonym_variants(title, wn)
+    assert variant.prompt == expected
+    assert variant.reason == ""
+    for text in in_method:
+        assert text in variant.method
+
+
+def test_several_synonym_variants_and_the_repeat_rule(wn):
+    first, second = pv.synonym_variants("The Starry Night", wn, n=2)
+    assert (first.prompt, second.prompt) == ("The Sparkling Dark", "The Comet-like Nighttime")
+    large, big, third = pv.synonym_variants("Titanic", wn, n=3)  # an adjective: its cluster's lemmas
+    assert (large.prompt, big.prompt) == ("Large", "Big")
+    assert third.prompt is None and "repeat an earlier synonym variant" in third.reason
+
+
+@pytest.mark.parametrize(
+    ("title", "in_method"),
+    [
+        ("Mona Lisa", ["Mona kept (proper name (anglesey.n.01))", "Lisa kept (not in WordNet)"]),
+        ("The Godfather", ["Godfather kept (no other lemma in godfather.n.01)"]),
+        ("Guernica", ["Guernica kept (not in WordNet)"]),
+    ],
+)
+def test_no_synonym_is_missing_with_the_reason(wn, title, in_method):
+    (variant,) = pv.synonym_variants(title, wn)
+    assert variant.prompt is None
+    assert variant.reason == "no word of the title has a WordNet synonym"
+    for text in in_method:
+        assert text in variant.method
+
+
+def test_proper_names_are_kept_or_dropped(wn):
+    (keep,) = pv.synonym_variants("The Kiss of Venus", wn)
+    (drop,) = pv.synonym_variants("The Kiss of Venus", wn, proper_names="drop")
+    assert keep.prompt == "The Buss of Venus" and "Venus kept (proper name (venus.n.01))" in keep.method
+    assert drop.prompt == "The Buss of" and "Venus dropped" in drop.method
+    # a word of the creator's name is a proper name even where WordNet has it in lower case
+    (plain,) = pv.synonym_variants("The Starry Night", wn)
+    (named,) = pv.synonym_variants("The Starry Night", wn, creator="Jane Night")
+    assert plain.prompt == "The Sparkling Dark" and named.prompt == "The Sparkling Night"
+    assert "Night kept (proper name (in the creator's name))" in named.method
+    (only_name,) = pv.synonym_variants("Venus", wn, proper_names="drop")
+    assert only_name.prompt is None  # nothing changed: missing, not an empty prompt
+    with pytest.raises(ValueError, match="unknown proper_names rule"):
+        pv.synonym_variants("Venus", wn, proper_names="hide")
+
+
+# --------------------------------------------------------------------------------------------
+# Literal descriptions from Wikidata labels, and the leak check
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("static", ["church building", "Moon", "sky"], ["landscape art"], ["time"]),
+         "A landscape art painting about time, depicting a church building, Moon and a sky."),
+        (("static", np.array(["horse"]), np.array(["history painting"]), None), "A history painting depicting a horse."),
+        (("static", ["owl"], [], []), "A painting depicting an owl."),
+        (("dynamic", [], ["animated film", "fantasy film"], []), "A still from an animated film and fantasy film."),
+        (("dynamic", ["robot"], ["science fiction film"], "chess;death"),
+         "A still from a science fiction film about chess and death, showing a robot."),
+        (("dynamic", None, float("nan"), ["family"], "Q5398426"), "A still from a television series about family."),
+    ],
+)  # fmt: skip
+def test_literal_composition_from_depicts_genre_and_main_subject(args, expected):
+    prompt, method, reason = pv.compose_literal(*args)
+    assert prompt == expected
+    assert reason == "" and method.startswith("wikidata template")
+
+
+def test_literal_without_labels_is_missing():
+    prompt, _, reason = pv.compose_literal("static", [], None, np.array([], dtype=object))
+    assert prompt is None
+    assert reason == "no depicts (P180), genre (P136) or main subject (P921) label on Wikidata"
+
+
+def test_leak_words_are_distinctive_title_words_and_the_creator():
+    assert pv.leak_words("The Starry Night", "Vincent van Gogh") == ["starry", "vincent", "gogh"]
+    assert pv.leak_words("The Starry Night", "Vincent van Gogh", mode="content") == [
+        "starry", "night", "vincent", "gogh",
+    ]  # fmt: skip
+    assert pv.leak_words("The Third of May 1808", None) == ["1808"]  # numbers always; third, may are common
+    assert pv.leak_words("The Persistence of Memory", "Salvador Dalí") == [
+        "persistence",
+        "memory",
+        "salvador",
+        "dali",
+    ]
+    assert pv.leak_words("The Matrix", "Lana Wachowski; Lilly Wachowski") == [
+        "matrix",
+        "lana",
+        "wachowski",
+        "lilly",
+    ]
+    assert pv.leak_words("The Night", None, max_zipf=6.0) == ["night"]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a swirling night sky over a sleeping village", []),  # clean: night is common
+        ("a swirling sky, painted by van Gogh", ["gogh"]),
+        ("STARRY skies over a village", ["starry"]),  # case
+        ("melting watches, after Dali", ["dali"]),  # accents folded on both sides
+        ("a couple kissing in gold", ["kiss"]),  # base forms: kissing -> kiss
+        ("the Gogher family", []),  # whole words only
+        ("The Starry Night by Vincent van Gogh", ["gogh", "starry", "vincent"]),
+    ],
+)
+def test_leak_check_on_hand_made_prompts(wn, prompt, expected):
+    words = pv.leak_words("The Starry Night", "Vincent van Gogh") + ["dali", "kiss"]
+    assert pv.find_leaks(prompt, words, wn) == expected
+
+
+# --------------------------------------------------------------------------------------------
+# The prompts table: sources, leak flags, rewrites
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, standins):
+    """A hand-made study: four references with labels and images (outputs in a tmp folder)."""
+    return pf.make_study(tmp_path_factory.mktemp("perturbation-study"))
+
+
+def test_prompts_table_from_wikidata(study, wn):
+    df = pv.build_prompts(study, write=False, text_distance=False, wordnet=wn)
+    assert list(df.columns) == pv.PROMPT_COLUMNS
+    got = {(r.slug, r.variant): r for r in df.itertuples(index=False)}
+    assert len(df) == 12 and set(df["variant"]) == {"title", "synonym", "literal"}
+    assert got[("the_starry_night", "synonym")].prompt == "The Sparkling Dark"
+    assert got[("the_starry_night", "literal")].prompt == (
+        "A landscape art painting depicting a church building, Moon and a sky."
+    )
+    assert got[("mona_lisa", "synonym")].status == "missing"
+    assert got[("the_son_of_man", "literal")].status == "missing"
+    assert "no depicts (P180)" in got[("the_son_of_man", "literal")].reason
+    leak = got[("titanic", "literal")]  # "... about RMS Titanic."
+    assert leak.leak and list(leak.leak_words) == ["titanic"] and not leak.in_comparison
+    assert got[("titanic", "synonym")].prompt == "Large" and not got[("titanic", "synonym")].leak
+    assert not df.loc[df["status"] == "missing", "in_comparison"].any()
+    assert df.loc[df["variant"] == "title", "in_comparison"].all()
+    assert not df["standin"].any()
+    kept = pv.build_prompts(study.with_overrides(perturbation={"exclude_leaks": False}), write=False,
+                            text_distance=False, wordnet=wn)  # fmt: skip
+    assert kept.loc[(kept["slug"] == "titanic") & (kept["variant"] == "literal"), "in_comparison"].item()
+
+
+def test_text_distance_is_the_clip_text_cosine(study, wn):
+    import open_clip
+    import torch
+
+    from iconicity_utils.encoders import load_encoder
+    from iconicity_utils.registry import Registry
+
+    refs = pf.references_table(["the_starry_night"])
+    df = pv.build_prompts(study, write=False, references=refs, wordnet=wn)
+    assert df["text_encoder"].unique().tolist() == ["tiny-clip"]  # encoders.recognition by default
+    enc = load_encoder("tiny-clip", Registry.for_config(study))
+    tok = open_clip.get_tokenizer("tiny-clip")
+    with torch.no_grad():
+        f = enc.model.encode_text(tok(["The Starry Night", "The Sparkling Dark"])).numpy()
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    row = df[df["variant"] == "synonym"].iloc[0]
+    assert row["text_cosine"] == pytest.approx(float(f[0] @ f[1]), abs=1e-5)
+    assert row["text_distance"] == pytest.approx(1 - row["text_cosine"])
+    assert df.loc[df["variant"] == "title", "text_distance"].abs().max() < 1e-5
+
+
+def test_user_csv_source(study, wn, tmp_path):
+    csv = tmp_path / "descriptions.csv"
+    csv.write_text(
+        "slug,prompt,note\n"
+        'the_starry_night,"a swirling night sky over a village, by van Gogh",leaks the creator\n'
+        "mona_lisa,  a woman   with folded hands ,clean\n"
+    )
+    cfg = study.with_overrides(perturbation={"literal_source": "csv", "literal_csv": str(csv)})
+    df = pv.build_prompts(cfg, write=False, text_distance=False, wordnet=wn)
+    lit = df[df["variant"] == "literal"].set_index("slug")
+    assert lit.loc["mona_lisa", "prompt"] == "a woman with folded hands"  # white space collapsed
+    assert lit.loc["mona_lisa", "method"] == "line 3" and lit.loc["mona_lisa", "source"].startswith("csv ")
+    assert lit.loc["the_starry_night", "leak"] and list(lit.loc["the_starry_night", "leak_words"]) == ["gogh"]
+    assert lit.loc["titanic", "status"] == "missing" and lit.loc["titanic", "reason"].startswith("no row in")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("slug,text\nmona_lisa,a woman\n", r"lacks column\(s\) \['prompt'\]"),
+        ("slug,prompt\nmona_lisa,a woman\ntitanic,  \n", r"line 3 \(slug 'titanic'\): empty prompt"),
+        ("slug,prompt\nmona_lisa,a woman\nmona_lis,a woman\n", r"line 3: slug 'mona_lis' is not in the references table"),
+        ("slug,prompt\nmona_lisa,a woman\nmona_lisa,a lady\n", r"line 3: slug 'mona_lisa' already given on line 2"),
+        ("slug,prompt\n,a woman\n", r"line 2: empty slug"),
+    ],
+)  # fmt: skip
+def test_bad_user_csv_names_file_line_and_value(tmp_path, text, message):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        pv.read_literal_csv(csv, ["mona_lisa", "titanic"])
+    assert str(csv) in str(info.value)
+    with pytest.raises(FileNotFoundError, match="perturbation.literal_csv"):
+        pv.read_literal_csv(tmp_path / "none.csv", [])
+
+
+def test_captioner_stand_in(study, wn):
+    pv.build_captioner_standins(study)
+    cfg = study.with_overrides(perturbation={"literal_source": "captioner", "captioner": "tiny-captioner"})
+    df = pv.build_prompts(cfg, write=False, text_distance=False, wordnet=wn)
+    lit = df[df["variant"] == "literal"]
+    assert (lit["status"] == "ok").all() and lit["prompt"].str.len().gt(0).all()
+    assert lit["standin"].all() and not df.loc[df["variant"] != "literal", "standin"].any()
+    assert lit["source"].str.contains(STANDIN_LABEL, regex=False).all()
+    assert lit["method"].iloc[0].startswith("caption of ")
+    assert all(isinstance(w, list | np.ndarray) for w in lit["leak_words"])  # the leak check ran
+    assert lit["prompt"].nunique() > 1  # the stand-in's captions depend on the image
+    images = [cfg.reference_dir(k, s) / "00.png" for s, k in zip(lit["slug"], lit["kind"], strict=True)]
+    assert pv.caption_images(cfg, "tiny-captioner", images) == list(lit["prompt"])  # deterministic
+    # a real-model config that takes its literal prompts from a stand-in captioner is stand-in output
+    paper = load_config(REPO_ROOT / "configs" / "paper.yaml")
+    assert not figs.is_standin_run(paper)
+    assert figs.is_standin_run(
+        paper.with_overrides(perturbation=dict(literal_source="captioner", captioner="tiny-captioner"))
+    )
+
+
+def test_stand_in_captions_are_labelled_in_a_real_model_study(study, wn, tmp_path):
+    real = study.with_overrides(
+        models=["sd15"],
+        encoders={
+            "recognition": "clip-vit-b16-openai",
+            "realization": "dinov2-vitb14",
+            "copy_detection": None,
+        },
+        collection={"reference_images": "commons"},
+        perturbation={"literal_source": "captioner", "captioner": "tiny-captioner"},
+        paths={"data": str(tmp_path / "data")},
+    )
+    pf.make_references(real)
+    pv.build_captioner_standins(real)
+    pv.build_prompts(real, text_distance=False, wordnet=wn)  # loads no diffusion model and no encoder
+    table = read_table(pv.prompts_path(real))
+    assert not table.attrs["provenance"]["standin"]  # the config's models are real ...
+    literal = table["variant"] == "literal"
+    assert (table.loc[literal, "note"] == STANDIN_LABEL).all()  # ... but these prompts are not
+    assert (table.loc[~literal, "note"] == "").all()
+
+
+def test_captioner_errors(study, tmp_path):
+    elsewhere = study.with_overrides(paths={"standins": str(tmp_path / "standins")})
+    with pytest.raises(RuntimeError, match="has not been built.*--setup"):
+        pv.caption_images(elsewhere, "tiny-captioner", [])
+    with pytest.raises(KeyError, match="unknown captioner 'nope'"):
+        pv.caption_images(study, "nope", [])
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "captioners.yaml").write_text(
+        "captioners:\n  x:\n    source: a/b\n    colour: red\n"
+    )
+    with pytest.raises(ConfigError, match="captioners.x.colour"):
+        pv.load_captioners(tmp_path)
+
+
+def test_prompts_table_is_rewritten_not_appended(study, wn):
+    first = pv.build_prompts(study, text_distance=False, wordnet=wn)
+    pv.build_prompts(study, text_distance=False, wordnet=wn)
+    table = read_table(pv.prompts_path(study))
+    assert len(table) == len(first) == 12
+    assert (table["note"] == STANDIN_LABEL).all()  # a stand-in config's table says so on every row
+    assert table.attrs["provenance"]["stage"] == "05 perturbation"
