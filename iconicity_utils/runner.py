@@ -3,8 +3,11 @@
 ``run_all.sh`` sets up the environment, then calls ``python -m iconicity_utils.runner``.  Each
 notebook ``notebooks/NN_*.ipynb`` is executed with the study config injected as the ``config``
 parameter (plus any ``-p name value`` overrides); executed copies go to
-``results/executed/<config name>/``.  The run stops at the first failing notebook, names it and
-the cell that failed, and exits non-zero.  ``--from 03`` resumes from notebook 03.
+``results/executed/<config name>/``, each with an HTML copy beside it (``NN_name.html``, nbconvert),
+so a whole run can be read in a browser without a kernel.  Notebooks run with ``INTERACTIVE =
+False`` unless ``-p INTERACTIVE True`` says otherwise: widget cells build but never wait for input.
+The run stops at the first failing notebook, names it and the cell that failed, and exits
+non-zero.  ``--from 03`` resumes from notebook 03.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from iconicity_utils.registry import PROJECT_ROOT
 
-__all__ = ["list_notebooks", "run_notebooks", "NotebookFailure", "main"]
+__all__ = ["list_notebooks", "run_notebooks", "write_html", "NotebookFailure", "main"]
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
@@ -65,6 +68,29 @@ def _parse_value(raw: str) -> Any:
     return _resolve_type(raw)
 
 
+def write_html(executed: Path) -> Path:
+    """Write an HTML copy of an executed notebook beside it (``NN_name.html``; nbconvert's lab
+    template, outputs and embedded figures included), atomically."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from iconicity_utils.io import atomic_write_text
+
+    nb = nbformat.read(executed, as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    return atomic_write_text(executed.with_suffix(".html"), body)
+
+
+def _html_copy(executed: Path, log) -> None:
+    """The HTML copy of one executed notebook; a failure to write it is reported, not fatal."""
+    if not executed.is_file():
+        return
+    try:
+        log(f"    html copy -> {write_html(executed)}")
+    except Exception as exc:  # the notebook ran; only its reading copy is missing
+        log(f"    WARNING: no HTML copy of {executed.name}: {type(exc).__name__}: {exc}")
+
+
 def _failure_from_executed(book: Path, executed: Path, exc: Exception) -> NotebookFailure:
     import nbformat
 
@@ -109,7 +135,7 @@ def run_notebooks(
     cfg = load_config(config if Path(config).is_absolute() else cwd / config)
     out_dir = out_dir or (PROJECT_ROOT / "results" / "executed" / cfg.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"config": str(config), **(parameters or {})}
+    params = {"config": str(config), "INTERACTIVE": False, **(parameters or {})}
     books = list_notebooks(start, notebooks_dir)
     total = time.perf_counter()
     for book in books:
@@ -128,9 +154,11 @@ def run_notebooks(
             )
         except Exception as exc:  # papermill's execution error, or a kernel that died
             failure = _failure_from_executed(book, executed, exc)
+            _html_copy(executed, log)
             log(failure.describe())
             return failure
         log(f"    ok in {time.perf_counter() - t0:.1f} s -> {executed}")
+        _html_copy(executed, log)
     log(f"all {len(books)} notebooks ran in {time.perf_counter() - total:.1f} s (config {cfg.name})")
     return None
 
@@ -139,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="run_all.sh",
         description=(
-            "Execute the numbered notebooks in order with papermill.  Executed copies go to "
-            "results/executed/<config name>/.  Stops at the first failing notebook, naming it and "
-            "the cell that failed, and exits non-zero."
+            "Execute the numbered notebooks in order with papermill, with INTERACTIVE = False.  "
+            "Executed copies, each with an HTML copy beside it, go to results/executed/<config name>/.  "
+            "Stops at the first failing notebook, naming it and the cell that failed, and exits non-zero."
         ),
     )
     parser.add_argument("--config", default="configs/demo.yaml", help="study config (default: %(default)s)")

@@ -94,3 +94,44 @@ def test_runner_rejects_missing_config(tmp_path):
         text=True,
     )
     assert res.returncode == 2 and "none.yaml" in res.stderr
+
+
+# -- HTML copies and INTERACTIVE (issue 11) ----------------------------------------------------------
+
+
+def test_each_executed_notebook_gets_an_html_copy_and_interactive_false(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            'config = "configs/demo.yaml"\nINTERACTIVE = True', metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_markdown_cell("# A heading the reader sees"),
+        nbformat.v4.new_code_cell('print(f"INTERACTIVE is {INTERACTIVE}")'),
+    ]
+    nbformat.write(nb, d / "01_widgets.ipynb")
+    _notebook(d / "02_plain.ipynb", "print('second notebook ran')")
+    out = tmp_path / "exec"
+    lines = []
+    assert run_notebooks("configs/demo.yaml", out_dir=out, notebooks_dir=d, log=lines.append) is None
+    first = (out / "01_widgets.html").read_text()
+    assert first.lstrip().lower().startswith("<!doctype html>")
+    assert "A heading the reader sees" in first and "INTERACTIVE is False" in first  # run_all.sh's default
+    assert "second notebook ran" in (out / "02_plain.html").read_text()
+    assert any("html copy ->" in line and "02_plain.html" in line for line in lines)
+    failure = run_notebooks(
+        "configs/demo.yaml", parameters={"INTERACTIVE": True}, out_dir=out, notebooks_dir=d, log=lines.append
+    )
+    assert failure is None
+    assert "INTERACTIVE is True" in (out / "01_widgets.html").read_text()  # -p INTERACTIVE True wins
+
+
+def test_a_failed_notebook_also_gets_its_html_copy(books, tmp_path):
+    d, _ = books
+    out = tmp_path / "exec"
+    failure = run_notebooks("configs/demo.yaml", out_dir=out, notebooks_dir=d, log=lambda line: None)
+    assert failure is not None and failure.notebook == "02_second.ipynb"
+    assert "boom in cell two" in (out / "02_second.html").read_text()  # the traceback, readable
+    assert (out / "01_first.html").is_file() and not (out / "03_third.html").exists()
