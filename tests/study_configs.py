@@ -9,16 +9,6 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _merged(base: dict, updates: dict) -> dict:
-    out = dict(base)
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT, **sections):
     """Write ``folder/configs/<name>.yaml`` and load it.
 
@@ -29,7 +19,7 @@ def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT,
     (``generation={"n_images": 1}``), nested mappings too (``collection={"http": {"max_retries": 0}}``);
     a non-mapping value replaces the key.
     """
-    from iconicity_utils.config import load_config
+    from iconicity_utils.config import load_config, merge_sections
 
     data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
     data["name"] = name
@@ -42,7 +32,7 @@ def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT,
         "root": str(root),
     }
     data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
-    data = _merged(data, sections)
+    data = merge_sections(data, sections)
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     path = folder / "configs" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
