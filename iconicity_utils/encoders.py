@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from iconicity_utils.constants import POOLS, PRECISIONS
-from iconicity_utils.registry import EncoderSpec, Registry, is_local
+from iconicity_utils.registry import EncoderSpec, Registry, file_sha256, is_local
 
 __all__ = [
     "Encoder",
@@ -69,21 +69,10 @@ class EncoderError(RuntimeError):
 # Weights fingerprints (cache keys)
 # --------------------------------------------------------------------------------------------
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (memoised per process by path, size and mtime)."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+    """SHA-256 of a file's bytes (:func:`iconicity_utils.registry.file_sha256`, memoised)."""
+    return file_sha256(path)
 
 
 def _path_digest(path: Path) -> str:

@@ -83,6 +83,7 @@ __all__ = [
     "LockMismatchError",
     "Lock",
     "content_digest",
+    "file_sha256",
     "resolve_hub_revision",
     "lock_path",
     "write_lock",
@@ -547,7 +548,9 @@ def _local_weights(spec: ModelSpec | EncoderSpec, registry: Registry) -> tuple[P
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, hex (memoised per process by path, size and mtime)."""
+    path = Path(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _FILE_DIGESTS:
@@ -568,7 +571,7 @@ def content_digest(path: str | Path) -> str:
     """
     path = Path(path)
     if path.is_file():
-        return "sha256:" + _file_sha256(path)
+        return "sha256:" + file_sha256(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no such file or folder: {path}")
     files = sorted(p for p in path.rglob("*") if p.is_file())
@@ -576,7 +579,7 @@ def content_digest(path: str | Path) -> str:
         raise FileNotFoundError(f"folder {path} holds no file")
     h = hashlib.sha256()
     for f in files:
-        h.update(f.relative_to(path).as_posix().encode() + b"\0" + _file_sha256(f).encode() + b"\n")
+        h.update(f.relative_to(path).as_posix().encode() + b"\0" + file_sha256(f).encode() + b"\n")
     return "sha256:" + h.hexdigest()
 
 

@@ -1,4 +1,4 @@
-"""One way for tests to write a study config: the demo config with outputs in a tmp folder."""
+"""One way for tests to write a study config: a shipped config with outputs in a tmp folder."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT, **sections):
+def write_study_config(
+    folder: Path, name: str = "test", root: Path = REPO_ROOT, base: str = "demo", **sections
+):
     """Write ``folder/configs/<name>.yaml`` and load it.
 
-    The config is ``configs/demo.yaml`` with its data/results/figures/cache roots inside
+    The config is ``configs/<base>.yaml`` (the demo by default) with its data/results/figures/cache roots inside
     ``folder`` (tests never touch the repository's outputs), stand-ins from the repository's
     ``.cache/standins`` (built once per session) and the project root ``root`` (the registry is
     read from ``root/configs``).  ``sections`` are merged into the YAML sections
@@ -21,7 +23,7 @@ def write_study_config(folder: Path, name: str = "test", root: Path = REPO_ROOT,
     """
     from iconicity_utils.config import load_config, merge_sections
 
-    data = yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
+    data = yaml.safe_load((REPO_ROOT / "configs" / f"{base}.yaml").read_text())
     data["name"] = name
     data["paths"] = {
         "data": str(folder / "data"),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
+from study_configs import write_study_config
 
 from iconicity_utils.config import load_config
 from iconicity_utils.constants import STANDIN_LABEL
@@ -42,24 +42,6 @@ SCHEDULERS = {
 }
 
 
-def _rehearsal_config(folder: Path):
-    """configs/rehearsal.yaml with its outputs in ``folder`` (stand-ins: the repository's cache)."""
-    data = yaml.safe_load((REPO_ROOT / "configs" / "rehearsal.yaml").read_text())
-    data["paths"] = {
-        "data": str(folder / "data"),
-        "results": str(folder / "results"),
-        "figures": str(folder / "figures"),
-        "cache": str(folder / "cache"),
-        "standins": str(REPO_ROOT / ".cache" / "standins"),
-        "root": str(REPO_ROOT),
-    }
-    data["collection"]["snapshot"] = str(REPO_ROOT / data["collection"]["snapshot"])
-    (folder / "configs").mkdir(parents=True, exist_ok=True)
-    path = folder / "configs" / "rehearsal.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return load_config(path)
-
-
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
     """Build, collect, generate, score; returns the config, the stage outputs and the timings."""
@@ -68,7 +50,7 @@ def rehearsal(tmp_path_factory):
     from iconicity_utils.standins import build_for_config
 
     folder = tmp_path_factory.mktemp("rehearsal")
-    cfg = _rehearsal_config(folder)
+    cfg = write_study_config(folder, name="rehearsal", base="rehearsal")
     seconds = {}
     t0 = time.perf_counter()
     build_for_config(cfg)
