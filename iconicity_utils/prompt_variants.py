@@ -24,8 +24,8 @@ import numpy as np
 from iconicity_utils.constants import STANDIN_LABEL
 from iconicity_utils.generation import BASE_VARIANT
 from iconicity_utils.io import read_table, write_table
-from iconicity_utils.registry import PROJECT_ROOT, Registry, is_local, is_standin_config
-from iconicity_utils.schema import ConfigError, Section, validate
+from iconicity_utils.registry import PROJECT_ROOT, Registry, is_local, is_standin_config, load_entries
+from iconicity_utils.schema import Section
 from iconicity_utils.wordnet import load_wordnet, wordnet_source
 
 if TYPE_CHECKING:
@@ -636,30 +636,10 @@ class CaptionerSpec(Section):
 
 def load_captioners(root: str | Path = PROJECT_ROOT) -> dict[str, CaptionerSpec]:
     """The captioner registry ``<root>/configs/captioners.yaml``, validated (errors name file and key)."""
-    import yaml
-
     path = Path(root) / "configs" / "captioners.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"captioner registry not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, "<yaml>", f"not valid YAML: {exc}") from exc
-    if set(data) != {"captioners"} or not isinstance(data["captioners"], dict):
-        raise ConfigError(path, "<top>", "expected one top-level mapping 'captioners' of name -> entry")
-    out = {}
-    for name, entry in data["captioners"].items():
-        if not isinstance(entry, dict):
-            raise ConfigError(path, f"captioners.{name}", "expected a mapping")
-        if "name" in entry:
-            raise ConfigError(path, f"captioners.{name}.name", "unknown key; the entry's name is its key")
-        spec = validate(CaptionerSpec, {"name": name, **entry}, path, f"captioners.{name}")
-        if spec.source is None and spec.standin is None:
-            raise ConfigError(
-                path, f"captioners.{name}.source", "give a hub id / local path, or a standin block"
-            )
-        out[name] = spec
-    return out
+    return load_entries(path, "captioners", CaptionerSpec)
 
 
 def captioner_spec(cfg: StudyConfig, name: str) -> CaptionerSpec:

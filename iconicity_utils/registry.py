@@ -84,6 +84,7 @@ __all__ = [
     "Lock",
     "content_digest",
     "file_sha256",
+    "load_entries",
     "resolve_hub_revision",
     "lock_path",
     "write_lock",
@@ -173,8 +174,8 @@ class Registry:
     @classmethod
     def load(cls, root: str | Path = PROJECT_ROOT, standins_dir: str | Path | None = None) -> Registry:
         root = Path(root)
-        models = _load_entries(root / "configs" / "models.yaml", "models", ModelSpec)
-        encoders = _load_entries(root / "configs" / "encoders.yaml", "encoders", EncoderSpec)
+        models = load_entries(root / "configs" / "models.yaml", "models", ModelSpec)
+        encoders = load_entries(root / "configs" / "encoders.yaml", "encoders", EncoderSpec)
         sdir = Path(standins_dir) if standins_dir else root / ".cache" / "standins"
         if not sdir.is_absolute():
             sdir = root / sdir
@@ -316,7 +317,12 @@ def is_standin_config(cfg: Any) -> bool:
     return bool(Registry.for_config(cfg).standins_for(cfg))
 
 
-def _load_entries(path: Path, top: str, cls: type[ModelSpec] | type[EncoderSpec]) -> dict[str, Any]:
+def load_entries(path: Path, top: str, cls: type[Section]) -> dict[str, Any]:
+    """The entries of a registry file (``top: {name: entry}``), each validated as ``cls``.
+
+    ``cls`` is a :class:`~iconicity_utils.schema.Section` with ``name``, ``source`` and
+    ``standin`` fields (models, encoders, captioners).  Errors name the file and the key.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"registry file not found: {path}")
     try:
