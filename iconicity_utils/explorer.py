@@ -850,8 +850,6 @@ class Explorer:
     TABS = ("Gallery", "Overview", "Variants", "Features")
 
     def __init__(self, results: Results, *, thumb_px: int = 160, bins: int = 20):
-        import ipywidgets as W
-
         self.results = results
         self.thumb_px = thumb_px
         self.bins = bins
@@ -868,17 +866,33 @@ class Explorer:
         self._only: list[str] | None = None
         self._dirty: set[str] = set()
         self._points: list = []
-        t = self.run_thresholds
-        kinds = set(results.per_image["kind"])
+        self._build_selection()
+        self._build_controls()
+        self._build_panes()
+        self._tag_widgets()
+        self._build_layout()
+        self._wire_observers()
+        self.update("all")
 
-        models = results.models
+    def _build_selection(self) -> None:
+        """The model and variant pickers, the search and sort, and the reference list."""
+        import ipywidgets as W
+
+        models = self.results.models
         self.model = W.Dropdown(options=models, value=models[0], description="model")
-        self.variant = W.Dropdown(options=results.variants(models[0]), description="variant")
+        self.variant = W.Dropdown(options=self.results.variants(models[0]), description="variant")
         self.search = W.Text(placeholder="search titles", description="search", continuous_update=True)
         self.sort = W.Dropdown(options=list(SORT_KEYS), value="CRA", description="sort by")
         self.reference = W.Select(options=[], rows=14, description="", layout=W.Layout(width="420px"))
         self.point_note = W.HTML()
         self.show_all = W.Button(description="show all references", layout=W.Layout(display="none"))
+
+    def _build_controls(self) -> None:
+        """The threshold sliders (at the run's thresholds), the reset button and the overlay box."""
+        import ipywidgets as W
+
+        t = self.run_thresholds
+        kinds = set(self.results.per_image["kind"])
         slider = functools.partial(
             W.FloatSlider, min=0.0, max=1.0, step=0.001, readout_format=".3f", continuous_update=False,
             style={"description_width": "120px"}, layout=W.Layout(width="460px"),
@@ -895,13 +909,18 @@ class Explorer:
             indent=False,
             layout=W.Layout(width="auto"),
         )
+
+    def _build_panes(self) -> None:
+        """The output widgets: metrics, summary, status, and the contents of the tabs."""
+        import ipywidgets as W
+
         self.metrics = W.HTML()
         self.summary = W.HTML()
         self.status = W.HTML()
         self.gallery = W.HTML()
         self.overview = W.GridBox(layout=self._grid_layout())
         self.variants = W.HTML()
-        columns = numeric_feature_columns(results.features)
+        columns = numeric_feature_columns(self.results.features)
         labels = feature_labels() if columns else {}
         self.feature = W.Dropdown(
             options=[(f"{labels[c]} ({c})" if c in labels else c, c) for c in columns],
@@ -911,6 +930,9 @@ class Explorer:
         )
         self.feature_plot = W.Image(format="png", layout=W.Layout(width="504px"))
         self.feature_note = W.HTML()
+
+    def _tag_widgets(self) -> None:
+        """Add the CSS classes that the stylesheet and the browser tests address."""
         for w, cls in [
             (self.model, "ic-model"), (self.variant, "ic-variant-pick"), (self.search, "ic-search"),
             (self.sort, "ic-sort"), (self.reference, "ic-reference"), (self.tau_static, "ic-tau-static"),
@@ -919,6 +941,10 @@ class Explorer:
             (self.status, "ic-status"), (self.feature, "ic-feature"),
         ]:  # fmt: skip
             w.add_class(cls)
+
+    def _build_layout(self) -> None:
+        """Arrange the widgets into the tabs and the app, ``self.widget``."""
+        import ipywidgets as W
 
         overview_box = W.VBox(
             [
@@ -947,6 +973,8 @@ class Explorer:
         self.widget = W.VBox([header, W.HBox([left, right]), self.tabs])
         self.widget.add_class("ic-explorer")
 
+    def _wire_observers(self) -> None:
+        """Connect each widget to its handler."""
         self.model.observe(self._on_model, "value")
         self.variant.observe(self._on_selection, "value")
         self.reference.observe(self._on_reference, "value")
@@ -959,7 +987,6 @@ class Explorer:
         self.show_all.on_click(self._on_show_all)
         self.tabs.observe(self._on_tab, "selected_index")
         self.feature.observe(self._on_feature, "value")
-        self.update("all")
 
     @classmethod
     def load(cls, config=None, results=None, **kwargs) -> Explorer:

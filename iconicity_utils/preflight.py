@@ -237,25 +237,15 @@ def _weights_bytes(
     return total if seen else None
 
 
-def _check_hub_entry(
-    report: Report,
-    registry: Registry,
-    spec: ModelSpec | EncoderSpec,
-    *,
-    offline: bool,
-    timeout: float,
-    weights: dict[str, int | None],
-    to_download: dict[str, int | None],
-) -> None:
-    from huggingface_hub import HfApi, hf_hub_download
-
-    where = registry.weights_location(spec)
-    repo, subject = where.source, f"{spec.name} ({where.source})"
+def _resolve_hub_revision(
+    report: Report, registry: Registry, spec: ModelSpec | EncoderSpec, subject: str, offline: bool
+):
+    """The spec's revision, or ``None`` (rows added) when it is locked to another or cannot be resolved."""
     try:
-        rev = registry.revision(spec)
+        return registry.revision(spec)
     except LockMismatchError as exc:
         report.add("config", subject, FAIL, str(exc))
-        return
+        return None
     except RevisionError as exc:
         status, reason = _hub_error(exc)
         if offline:
@@ -264,68 +254,98 @@ def _check_hub_entry(
             status, reason = UNCHECKED, f"offline, and not in the local hub cache ({constants.HF_HUB_CACHE})"
         report.add("hub access", subject, status, reason)
         report.add("config", subject, UNCHECKED, "its revision could not be resolved")
-        return
-    commit = rev.resolved
-    pinned = f"{'locked ' if rev.locked else ''}{rev.requested} -> {commit[:12]}"
-    api = HfApi(endpoint=registry.endpoint)
-    info = None
-    files: dict[str, int | None] = {}
+        return None
+
+
+def _check_hub_access(
+    report: Report, api, repo: str, commit: str, subject: str, pinned: str, *, offline: bool, timeout: float
+) -> dict[str, int | None] | None:
+    """Add the ``hub access`` row; the repository's files, or ``None`` (rows added) when access failed."""
     if offline:
         report.add("hub access", subject, UNCHECKED, f"offline: access not checked ({pinned} from the cache)")
-        files, _ = _listing(api, repo, commit, True, timeout)
-    else:
-        try:
-            files, info = _listing(api, repo, commit, False, timeout)
-            gated = getattr(info, "gated", False)
-            if gated:
-                api.auth_check(repo)
-                report.add("hub access", subject, OK, f"gated ({gated}), access granted; {pinned}")
-            else:
-                report.add("hub access", subject, OK, f"not gated; {pinned}")
-        except Exception as exc:
-            status, reason = _hub_error(exc)
-            report.add("hub access", subject, status, reason)
-            if status == FAIL:
-                report.add("config", subject, UNCHECKED, "no access to the repository")
-                return
-            files, _ = _listing(api, repo, commit, True, timeout)
-    cached = _listing(api, repo, commit, True, timeout)[0]
-    if isinstance(spec, ModelSpec):
-        try:
-            path = hf_hub_download(repo, "model_index.json", revision=commit, endpoint=registry.endpoint)
-        except Exception as exc:
-            status, reason = _hub_error(exc)
-            report.add("config", subject, UNCHECKED if offline else status, f"model_index.json: {reason}")
-            return
-        index = json.loads(Path(path).read_text())
-        components = [k for k, v in index.items() if isinstance(v, list) and v and v[0] is not None]
-        size = _weights_bytes(files, components, spec.variant)
-        weights[spec.name] = size
-        to_download[spec.name] = (
-            0 if size is not None and _weights_bytes(cached, components, spec.variant) == size else size
-        )
-        if index.get("_class_name") != spec.pipeline:
-            report.add(
-                "config",
-                subject,
-                FAIL,
-                f"model_index.json names {index.get('_class_name')}, the registry {spec.pipeline}",
-            )
-            return
-        if files and spec.variant and size is None:
-            report.add(
-                "config",
-                subject,
-                FAIL,
-                f"no {spec.variant!r} weight files in the repository at {commit[:12]}",
-            )
-            return
-        shown = f", weights ≈ {size / GiB:.1f} GiB" if size else ""
+        return _listing(api, repo, commit, True, timeout)[0]
+    try:
+        files, info = _listing(api, repo, commit, False, timeout)
+        gated = getattr(info, "gated", False)
+        if gated:
+            api.auth_check(repo)
+            report.add("hub access", subject, OK, f"gated ({gated}), access granted; {pinned}")
+        else:
+            report.add("hub access", subject, OK, f"not gated; {pinned}")
+        return files
+    except Exception as exc:
+        status, reason = _hub_error(exc)
+        report.add("hub access", subject, status, reason)
+        if status == FAIL:
+            report.add("config", subject, UNCHECKED, "no access to the repository")
+            return None
+        return _listing(api, repo, commit, True, timeout)[0]
+
+
+def _check_model_index(
+    report: Report,
+    registry: Registry,
+    spec: ModelSpec,
+    repo: str,
+    commit: str,
+    subject: str,
+    files: dict[str, int | None],
+    cached: dict[str, int | None],
+    *,
+    offline: bool,
+    weights: dict[str, int | None],
+    to_download: dict[str, int | None],
+) -> None:
+    """A model's ``model_index.json``: the pipeline class and the weight variant, and the weights' size."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(repo, "model_index.json", revision=commit, endpoint=registry.endpoint)
+    except Exception as exc:
+        status, reason = _hub_error(exc)
+        report.add("config", subject, UNCHECKED if offline else status, f"model_index.json: {reason}")
+        return
+    index = json.loads(Path(path).read_text())
+    components = [k for k, v in index.items() if isinstance(v, list) and v and v[0] is not None]
+    size = _weights_bytes(files, components, spec.variant)
+    weights[spec.name] = size
+    to_download[spec.name] = (
+        0 if size is not None and _weights_bytes(cached, components, spec.variant) == size else size
+    )
+    if index.get("_class_name") != spec.pipeline:
         report.add(
-            "config", subject, OK, f"{index['_class_name']} at {commit[:12]}{shown} (no weights downloaded)"
+            "config",
+            subject,
+            FAIL,
+            f"model_index.json names {index.get('_class_name')}, the registry {spec.pipeline}",
         )
         return
-    # encoders: the repository must hold the file the library loads
+    if files and spec.variant and size is None:
+        report.add(
+            "config",
+            subject,
+            FAIL,
+            f"no {spec.variant!r} weight files in the repository at {commit[:12]}",
+        )
+        return
+    shown = f", weights ≈ {size / GiB:.1f} GiB" if size else ""
+    report.add(
+        "config", subject, OK, f"{index['_class_name']} at {commit[:12]}{shown} (no weights downloaded)"
+    )
+
+
+def _check_encoder_files(
+    report: Report,
+    spec: EncoderSpec,
+    commit: str,
+    subject: str,
+    files: dict[str, int | None],
+    cached: dict[str, int | None],
+    *,
+    weights: dict[str, int | None],
+    to_download: dict[str, int | None],
+) -> None:
+    """An encoder's repository must hold the weights file its library loads."""
     wanted = {
         "timm": ("model.safetensors", "pytorch_model.bin"),
         "open_clip": (
@@ -345,6 +365,50 @@ def _check_hub_entry(
     weights[spec.name] = files[found[0]]
     to_download[spec.name] = 0 if found[0] in cached else files[found[0]]
     report.add("config", subject, OK, f"{found[0]} at {commit[:12]}")
+
+
+def _check_hub_entry(
+    report: Report,
+    registry: Registry,
+    spec: ModelSpec | EncoderSpec,
+    *,
+    offline: bool,
+    timeout: float,
+    weights: dict[str, int | None],
+    to_download: dict[str, int | None],
+) -> None:
+    from huggingface_hub import HfApi
+
+    where = registry.weights_location(spec)
+    repo, subject = where.source, f"{spec.name} ({where.source})"
+    rev = _resolve_hub_revision(report, registry, spec, subject, offline)
+    if rev is None:
+        return
+    commit = rev.resolved
+    pinned = f"{'locked ' if rev.locked else ''}{rev.requested} -> {commit[:12]}"
+    api = HfApi(endpoint=registry.endpoint)
+    files = _check_hub_access(report, api, repo, commit, subject, pinned, offline=offline, timeout=timeout)
+    if files is None:
+        return
+    cached = _listing(api, repo, commit, True, timeout)[0]
+    if isinstance(spec, ModelSpec):
+        _check_model_index(
+            report,
+            registry,
+            spec,
+            repo,
+            commit,
+            subject,
+            files,
+            cached,
+            offline=offline,
+            weights=weights,
+            to_download=to_download,
+        )
+        return
+    _check_encoder_files(
+        report, spec, commit, subject, files, cached, weights=weights, to_download=to_download
+    )
 
 
 def _check_local_entry(

@@ -782,6 +782,59 @@ def _compute(features: _Features, work, references, checked: _Checked, cfg, dist
     return dict(total), sum(n for _, n in everyone), per_process
 
 
+def _table_meta(cfg, features, work, skipped, notes, num_processes: int, extra) -> dict[str, Any]:
+    """The provenance every written table carries: settings, encoders and the input check."""
+    return {
+        "stage": "03-04 scoring",
+        "settings": cfg.section_dump(*SCORING_SECTIONS),
+        "encoders": {role: features.infos[name] for role, name in features.roles.items()},
+        "skipped": features.skipped(cfg),
+        "input_check": {
+            "generated_scored": len(work),
+            "generated_skipped": int((skipped["role"] == "generated").sum()),
+            "references_dropped": sorted(set(skipped.loc[skipped["role"] == "reference", "slug"])),
+            "skipped_by_reason": dict(Counter(skipped["reason"])),
+            "read_with_notes": notes,
+        },
+        "num_processes": num_processes,
+        **(extra or {}),
+    }
+
+
+def _flush_groups(batch: list, cons: list, per_ref: list, sink) -> None:
+    """Aggregate a batch of whole groups into ``per_ref``, hand its rows to ``sink``, and empty it."""
+    import pandas as pd
+
+    df = _rows_frame(batch)
+    per_ref.extend(score_tables.aggregate_references(df, pd.DataFrame(cons)).to_dict("records"))
+    sink.add(df)
+    batch.clear()
+    cons.clear()
+
+
+def _score_groups(work, references, checked, features, cfg, store_path, sink) -> list[dict[str, Any]]:
+    """Score every (model, variant, reference) group; per-image rows go to ``sink`` a batch of whole
+    groups (about :data:`ROWS_PER_CHUNK` rows) at a time.  Returns the per-reference rows."""
+    modes = features.modes(cfg)
+    per_ref: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
+    cons: list[dict[str, Any]] = []
+    for (model, variant, slug), group in work.groupby(["model", "variant", "slug"], sort=True):
+        ref = references[slug]
+        rpaths = [str(p) for p in ref.paths]
+        tau_cra = cfg.tau_cra(ref.kind)
+        rkeys = [checked.keys[p] for p in rpaths]
+        scores = _score_group(features, list(group["key"]), rkeys, tau_cra, cfg)
+        stored_refs = [store_path(r) if store_path else Path(r).as_posix() for r in rpaths]
+        batch += _image_rows(group, ref, scores, tau_cra, cfg, modes, stored_refs)
+        cons.append({"model": model, "variant": variant, "slug": slug, "consistency": scores["consistency"]})
+        if len(batch) >= ROWS_PER_CHUNK:
+            _flush_groups(batch, cons, per_ref, sink)
+    if batch:
+        _flush_groups(batch, cons, per_ref, sink)
+    return per_ref
+
+
 def score_work(
     work,
     references: dict[str, ReferenceSet],
@@ -849,51 +902,11 @@ def score_work(
         )
     features.refresh(compact=True)  # the shards every process wrote; nobody writes any more
 
-    modes = features.modes(cfg)
-    meta = {
-        "stage": "03-04 scoring",
-        "settings": cfg.section_dump(*SCORING_SECTIONS),
-        "encoders": {role: features.infos[name] for role, name in features.roles.items()},
-        "skipped": features.skipped(cfg),
-        "input_check": {
-            "generated_scored": len(work),
-            "generated_skipped": int((skipped["role"] == "generated").sum()),
-            "references_dropped": sorted(set(skipped.loc[skipped["role"] == "reference", "slug"])),
-            "skipped_by_reason": dict(Counter(skipped["reason"])),
-            "read_with_notes": notes,
-        },
-        "num_processes": dist.num_processes,
-        **(meta or {}),
-    }
+    meta = _table_meta(cfg, features, work, skipped, notes, dist.num_processes, meta)
     out_dir = Path(out_dir) if out_dir is not None else None
     sink = _PerImageSink(out_dir / PER_IMAGE if out_dir else None, cfg, meta)
-    per_ref: list[dict[str, Any]] = []
-    batch: list[dict[str, Any]] = []
-    cons: list[dict[str, Any]] = []
-
-    def flush_batch() -> None:  # aggregate and store a batch of whole groups (~ROWS_PER_CHUNK rows)
-        df = _rows_frame(batch)
-        per_ref.extend(score_tables.aggregate_references(df, pd.DataFrame(cons)).to_dict("records"))
-        sink.add(df)
-        batch.clear()
-        cons.clear()
-
     try:  # 3. a batch of groups in memory at a time
-        for (model, variant, slug), group in work.groupby(["model", "variant", "slug"], sort=True):
-            ref = references[slug]
-            rpaths = [str(p) for p in ref.paths]
-            tau_cra = cfg.tau_cra(ref.kind)
-            rkeys = [checked.keys[p] for p in rpaths]
-            scores = _score_group(features, list(group["key"]), rkeys, tau_cra, cfg)
-            stored_refs = [store_path(r) if store_path else Path(r).as_posix() for r in rpaths]
-            batch += _image_rows(group, ref, scores, tau_cra, cfg, modes, stored_refs)
-            cons.append(
-                {"model": model, "variant": variant, "slug": slug, "consistency": scores["consistency"]}
-            )
-            if len(batch) >= ROWS_PER_CHUNK:
-                flush_batch()
-        if batch:
-            flush_batch()
+        per_ref = _score_groups(work, references, checked, features, cfg, store_path, sink)
         per_image = sink.close()
     except BaseException:
         sink.abort()
