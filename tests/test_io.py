@@ -102,3 +102,20 @@ def test_standin_folder_is_readable(tmp_path, repo_root):
     reg = Registry.load(repo_root, standins_dir=tmp_path / "standins")
     folder = build_standin(reg.encoder("tiny-sscd"), reg)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_umask()  # not mkdtemp's 0o700
+
+
+def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
+    from iconicity_utils.io import atomic_dir, new_file_mode
+
+    target = tmp_path / "built"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="half way"), atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("half way")
+    assert [p.name for p in target.iterdir()] == ["old.txt"]  # untouched by the failed build
+    assert [p.name for p in tmp_path.iterdir()] == ["built"]  # and no temporary folder left
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert target.stat().st_mode & 0o777 == new_file_mode(directory=True)
