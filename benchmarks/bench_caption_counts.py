@@ -193,7 +193,7 @@ def bare_duckdb(glob: str, threads: int) -> dict[str, tuple[float, float]]:
 
 def scan(cfg_factory, matcher: str, workers: int, shard: str | None = None):
     """The real front door on an empty partials folder: ``((wall rate, CPU rate), counts)``."""
-    from iconicity_utils import caption_counts as cc
+    from iconicity_utils.correlates import caption_counts as cc
 
     cfg = cfg_factory(matcher)
     shutil.rmtree(cfg.path("cache"), ignore_errors=True)
@@ -215,7 +215,7 @@ def naive_loop(path: Path, titles: list[str], limit: int) -> tuple[float, float]
     import ahocorasick
     import pyarrow.parquet as pq
 
-    from iconicity_utils import caption_counts as cc
+    from iconicity_utils.correlates import caption_counts as cc
 
     pats = cc.build_patterns(titles)
     trie = ahocorasick.Automaton()
@@ -262,7 +262,7 @@ def main() -> int:
     from study_configs import write_study_config
     from wordfreq import top_n_list
 
-    from iconicity_utils.io import write_table
+    from iconicity_utils.core.io import write_table
 
     print("machine:", describe_machine())
     load_before = os.getloadavg()

@@ -34,8 +34,8 @@ def timed(fn, repeat: int) -> float:
 def main() -> None:
     import pyoxigraph as ox
 
-    from iconicity_utils import collection as col
-    from iconicity_utils import sparql
+    from iconicity_utils.collect import collection as col
+    from iconicity_utils.collect import sparql
     from iconicity_utils.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:

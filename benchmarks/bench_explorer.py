@@ -65,7 +65,7 @@ def measure(ex, repeats: int) -> dict[str, list[tuple[float, float]]]:
 
 
 def recompute_only(ex, repeats: int) -> list[tuple[float, float]]:
-    from iconicity_utils import explorer
+    from iconicity_utils.explore import explorer
 
     r = ex.results
     rows = ex._scoring[ex._scoring["model"] == ex.model.value]
@@ -86,7 +86,7 @@ def recompute_only(ex, repeats: int) -> list[tuple[float, float]]:
 def synthetic(folder: Path, n_refs: int, n_images: int = 50):
     import pandas as pd
 
-    from iconicity_utils import score_tables
+    from iconicity_utils.score import tables as score_tables
 
     rng = np.random.default_rng(1)
     rows = []
@@ -147,7 +147,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from iconicity_utils import explorer
+    from iconicity_utils.explore import explorer
 
     print(describe_machine())
     t0 = time.perf_counter()

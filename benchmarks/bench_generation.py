@@ -3,7 +3,7 @@
 Measured side by side, interleaved, on the same machine, model and work units (same prompts, seeds,
 batches and threads):
 
-(a) **loop**: images/s of :func:`iconicity_utils.generation.generate`'s generation loop (pipeline call
+(a) **loop**: images/s of :func:`iconicity_utils.generate.generation.generate`'s generation loop (pipeline call
     + PNG encoding with metadata + atomic, fsynced write) against bare ``pipe(prompts,
     generator=[...])`` calls over the same batches.  Target: harness/bare >= 0.95 (overhead < 5%).
 (b) **end to end**: the whole ``generate()`` call (model load, scan, verification, loop, manifest)
@@ -15,7 +15,7 @@ batches and threads):
 The tiny stand-in (64 px, 8 steps) is the *worst case* for the relative overhead: the per-image
 work of the harness is fixed (about a millisecond of PNG encoding and a write), while a real model
 spends seconds per image.  Random weights make the images meaningless, not the timings.  The
-stand-ins must be built (``python -m iconicity_utils.standins --config configs/demo.yaml``).
+stand-ins must be built (``python -m iconicity_utils.demo.standins --config configs/demo.yaml``).
 Results also go to ``benchmarks/results/`` (git-ignored).
 
 Usage::
@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from machine import describe_machine  # noqa: E402
 
-from iconicity_utils import generation as gen  # noqa: E402
 from iconicity_utils.config import load_config  # noqa: E402
-from iconicity_utils.io import atomic_write_json, utc_now  # noqa: E402
+from iconicity_utils.core.io import atomic_write_json, utc_now  # noqa: E402
+from iconicity_utils.generate import generation as gen  # noqa: E402
 from iconicity_utils.registry import Registry, load_pipeline  # noqa: E402
 
 TITLES = ["The Starry Night", "Mona Lisa", "The Scream", "Guernica", "Casablanca", "Psycho", "Metropolis"]

@@ -93,8 +93,8 @@ def realistic_encoders(tmp: Path):
     import timm
     import torch
 
-    from iconicity_utils.encoders import Encoder, load_encoder
     from iconicity_utils.registry import EncoderSpec, Registry
+    from iconicity_utils.registry.encoders import Encoder, load_encoder
 
     torch.manual_seed(0)
     ckpt = tmp / "vit_s14_224.pt"
@@ -133,9 +133,9 @@ def realistic_encoders(tmp: Path):
 
 def tiny_encoders():
     from iconicity_utils.config import load_config
-    from iconicity_utils.encoders import load_encoder
+    from iconicity_utils.demo.standins import build_for_config
     from iconicity_utils.registry import Registry
-    from iconicity_utils.standins import build_for_config
+    from iconicity_utils.registry.encoders import load_encoder
 
     build_for_config(load_config(ROOT / "configs" / "demo.yaml"))
     reg = Registry.load()
@@ -146,7 +146,7 @@ def bench_config(tmp: Path, encoders: dict, batch_size: int, workers: int):
     """A study config naming the encoders (ours are passed in already loaded)."""
     import yaml
 
-    from iconicity_utils.config import parse_config
+    from iconicity_utils.config.study import parse_config
 
     clip, dino = list(encoders)
     data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
@@ -164,7 +164,7 @@ def bench_config(tmp: Path, encoders: dict, batch_size: int, workers: int):
 
 
 def run_ours(folders, encoders, cfg, cache: Path, cells="crop"):
-    from iconicity_utils import scoring
+    from iconicity_utils.score import scoring
 
     cfg = cfg.with_overrides(realization={"cells": cells})
     t0 = time.perf_counter()
@@ -183,7 +183,7 @@ def run_ours(folders, encoders, cfg, cache: Path, cells="crop"):
 
 
 def unique_images(folders) -> list[Path]:
-    from iconicity_utils.features import content_hash
+    from iconicity_utils.score.features import content_hash
 
     seen, out = set(), []
     for refdir, gendir, _ in folders.values():
@@ -198,8 +198,8 @@ def run_bare(images, encoders, batch_size: int, cells="crop") -> float:
     """Forward passes only, over inputs preprocessed beforehand (the same inputs our scorer embeds)."""
     import torch
 
-    from iconicity_utils.constants import GRID
-    from iconicity_utils.images import open_rgb, split_grid
+    from iconicity_utils.core.constants import GRID
+    from iconicity_utils.core.images import open_rgb, split_grid
 
     clip, dino = encoders.values()
     pils = [open_rgb(p) for p in images]
@@ -253,7 +253,7 @@ def section(
 ) -> dict:
     """All measurements of one encoder pair.  Scorer and bare timings are interleaved and repeated
     (fresh caches each time); the best of ``repeats`` is kept, which damps other load on the machine."""
-    from iconicity_utils import score_tables
+    from iconicity_utils.score import tables as score_tables
 
     images = unique_images(folders)
     n_gen = sum(len(list(g.rglob("*.png"))) for _, g, _ in folders.values())

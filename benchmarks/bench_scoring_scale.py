@@ -147,10 +147,10 @@ def child(config: str, threads: int, rescore: bool) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from iconicity_utils import scoring
     from iconicity_utils.config import load_config
-    from iconicity_utils.encoders import load_encoder
     from iconicity_utils.registry import Registry
+    from iconicity_utils.registry.encoders import load_encoder
+    from iconicity_utils.score import scoring
 
     cfg = load_config(config)
     reg = Registry.for_config(cfg)
@@ -235,7 +235,7 @@ def store_child(folder: str, n_images: int) -> dict:
     """Open the store and read it group by group (50 images against 1 reference), as scoring does."""
     import numpy as np
 
-    from iconicity_utils.features import FeatureStore
+    from iconicity_utils.score.features import FeatureStore
 
     rss0 = _status("VmRSS")
     _reset_peak()

@@ -25,7 +25,7 @@ def demo_cfg():
 @pytest.fixture(scope="session")
 def standins(demo_cfg):
     """Build (idempotently) every stand-in the demo config uses; returns their folders."""
-    from iconicity_utils.standins import build_for_config
+    from iconicity_utils.demo.standins import build_for_config
 
     return build_for_config(demo_cfg)
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from study_configs import write_study_config
 
-from iconicity_utils.io import write_table
+from iconicity_utils.core.io import write_table
 
 #: slug, qid, kind, English label, sitelinks, year, label_homonyms (items of the endpoint with that label)
 REFERENCES = [

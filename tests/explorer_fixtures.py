@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from iconicity_utils import score_tables
+from iconicity_utils.score import tables as score_tables
 
 #: slug -> (kind, title, reference image sizes); 90x62 has grid remainders
 REFS = {

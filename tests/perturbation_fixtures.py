@@ -36,7 +36,7 @@ def references_table(slugs=None) -> pd.DataFrame:
 
 def make_references(cfg, slugs=None) -> pd.DataFrame:
     """Write the references table and one reference image per reference (two stills if dynamic)."""
-    from iconicity_utils.io import write_table
+    from iconicity_utils.core.io import write_table
 
     refs = references_table(slugs)
     for r in refs.itertuples(index=False):
@@ -105,7 +105,7 @@ def pairs_table(seed: int = 3) -> pd.DataFrame:
 
 def load_wn(cfg):
     """WordNet as the project's set-up provides it (nltk's copy, else the project copy)."""
-    from iconicity_utils.wordnet import load_wordnet, setup_wordnet
+    from iconicity_utils.perturb.wordnet import load_wordnet, setup_wordnet
 
     setup_wordnet(cfg)
     return load_wordnet(cfg)

@@ -80,7 +80,7 @@ def make_study(cfg, models=("tiny-sd-a", "tiny-sd-b")) -> None:
     """Write a references table, reference images, generated images and a manifest for ``cfg``."""
     import pandas as pd
 
-    from iconicity_utils.io import write_table
+    from iconicity_utils.core.io import write_table
 
     refs = write_references(cfg.path("data", "references"))
     rows = []

@@ -21,7 +21,7 @@ def write_study_config(
     (``generation={"n_images": 1}``), nested mappings too (``collection={"http": {"max_retries": 0}}``);
     a non-mapping value replaces the key.
     """
-    from iconicity_utils.config import load_config, merge_sections
+    from iconicity_utils.config.study import load_config, merge_sections
 
     data = yaml.safe_load((REPO_ROOT / "configs" / f"{base}.yaml").read_text())
     data["name"] = name

@@ -22,11 +22,11 @@ import scoring_fixtures as sf
 from PIL import Image
 from scoring_fixtures import photo
 
-from iconicity_utils import scoring
-from iconicity_utils.encoders import load_encoder
-from iconicity_utils.images import INPUT_PROBLEMS, check_image_file, open_rgb
-from iconicity_utils.io import read_table, write_table
+from iconicity_utils.core.images import INPUT_PROBLEMS, check_image_file, open_rgb
+from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.registry import Registry
+from iconicity_utils.registry.encoders import load_encoder
+from iconicity_utils.score import scoring
 
 #: file -> the reason it is skipped
 BAD = {

@@ -8,9 +8,9 @@ import pytest
 from scoring_fixtures import noise, photo
 from skimage.metrics import structural_similarity
 
-from iconicity_utils.baselines import BASELINES, best_cosine, best_ssim, phash_distance, ssim
-from iconicity_utils.constants import PHASH_MAX_DISTANCE
-from iconicity_utils.images import gray_thumbnail, phash_bits
+from iconicity_utils.core.constants import PHASH_MAX_DISTANCE
+from iconicity_utils.core.images import gray_thumbnail, phash_bits
+from iconicity_utils.metrics.baselines import BASELINES, best_cosine, best_ssim, phash_distance, ssim
 
 
 def test_phash_distance_is_imagehash_hamming_min_over_references():

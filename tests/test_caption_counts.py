@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from correlates_fixtures import make_references, references_frame, slow_counts, study_config, write_shards
 
-from iconicity_utils import caption_counts as cc
+from iconicity_utils.correlates import caption_counts as cc
 
 MATCHERS = ["pyahocorasick", "ahocorasick_rs"]
 

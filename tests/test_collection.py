@@ -17,10 +17,10 @@ import pytest
 from collection_http import Reply, ScriptedServer
 from study_configs import write_study_config
 
-from iconicity_utils import collection as col
-from iconicity_utils import sparql
-from iconicity_utils.constants import STANDIN_LABEL
-from iconicity_utils.io import read_table
+from iconicity_utils.collect import collection as col
+from iconicity_utils.collect import sparql
+from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"

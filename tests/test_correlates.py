@@ -13,10 +13,10 @@ from collection_http import Reply, ScriptedServer
 from correlates_fixtures import MODELS, make_references, make_study, references_frame, study_config
 from scipy import stats
 
-from iconicity_utils import correlates as co
-from iconicity_utils import sparql
+from iconicity_utils.collect import sparql
 from iconicity_utils.config import ConfigError
-from iconicity_utils.io import read_table
+from iconicity_utils.core.io import read_table
+from iconicity_utils.correlates import correlates as co
 
 # ---- textual uniqueness -------------------------------------------------------------------------
 

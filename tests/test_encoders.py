@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from scoring_fixtures import REPO_ROOT, photo
 
-from iconicity_utils.encoders import (
+from iconicity_utils.registry import EncoderSpec, Registry
+from iconicity_utils.registry.encoders import (
     EncoderError,
     EncoderLoadError,
     describe_encoder,
@@ -18,7 +19,6 @@ from iconicity_utils.encoders import (
     load_encoder,
     pool_tokens,
 )
-from iconicity_utils.registry import EncoderSpec, Registry
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +243,7 @@ def test_fingerprint_follows_the_weights(reg, tmp_path):
     a = load_encoder("tiny-sscd", reg)
     assert load_encoder("tiny-sscd", reg).fingerprint == a.fingerprint  # stable
     assert describe_encoder("tiny-sscd", reg) == a.info  # known without loading the model
-    from iconicity_utils.standins import _TinySSCD
+    from iconicity_utils.demo.standins import _TinySSCD
 
     torch.manual_seed(123)
     other = tmp_path / "other.pt"

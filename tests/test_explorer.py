@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iconicity_utils import explorer, score_tables
-from iconicity_utils.images import grid_boxes
+from iconicity_utils.core.images import grid_boxes
+from iconicity_utils.explore import explorer
+from iconicity_utils.score import tables as score_tables
 
 THRESHOLDS = [
     (0.70, 0.75, 0.60),  # the run's
@@ -483,7 +484,7 @@ def test_folder_scorer_output_exact_copy_is_all_pink(tmp_path, standins, demo_cf
     """A user's folders scored with score_folders (absolute paths), explored without a config."""
     import scoring_fixtures as sf
 
-    from iconicity_utils import scoring
+    from iconicity_utils.score import scoring
 
     refdir, gendir, prompts = sf.make_folders(tmp_path)
     cfg = demo_cfg.with_overrides(realization={"n_bootstrap": 100})

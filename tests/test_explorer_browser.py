@@ -80,7 +80,7 @@ def study(tmp_path_factory, standins):
     """A small study scored with the stand-in encoders: index 0 of every group is an exact copy."""
     import scoring_fixtures as sf
 
-    from iconicity_utils import scoring
+    from iconicity_utils.score import scoring
 
     cfg = sf.study_config(tmp_path_factory.mktemp("browser-study"), realization={"n_bootstrap": 200})
     sf.make_study(cfg)
@@ -280,7 +280,7 @@ def test_explorer_in_the_browser_on_the_demo_results(browser, voila):
     folder = REPO_ROOT / "results" / "demo"
     if not (folder / "scores_per_image.parquet").is_file():
         _unavailable(f"no demo results in {folder} (./run_all.sh writes them)")
-    from iconicity_utils.explorer import load_results
+    from iconicity_utils.explore.explorer import load_results
 
     res = load_results("configs/demo.yaml")
     per_image = res.per_image

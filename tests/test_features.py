@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scoring_fixtures import photo
 
-from iconicity_utils.encoders import load_encoder
-from iconicity_utils.features import FeatureSpec, FeatureStore, content_hash, extract
 from iconicity_utils.registry import Registry
+from iconicity_utils.registry.encoders import load_encoder
+from iconicity_utils.score.features import FeatureSpec, FeatureStore, content_hash, extract
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def _values(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def test_store_reads_values_from_disk_and_sees_other_writers(tmp_path, monkeypatch):
-    import iconicity_utils.features as feat
+    import iconicity_utils.score.features as feat
 
     a, b = FeatureStore(tmp_path / "s", tag="p0"), FeatureStore(tmp_path / "s", tag="p1")
     va, vb = _values(5, seed=1), _values(3, seed=2)

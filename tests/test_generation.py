@@ -23,9 +23,9 @@ import yaml
 from PIL import Image
 from study_configs import write_study_config
 
-from iconicity_utils import generation as gen
 from iconicity_utils.config import load_config
-from iconicity_utils.io import read_table, write_table
+from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.generate import generation as gen
 from iconicity_utils.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -394,13 +394,18 @@ def test_two_processes_under_accelerate_give_byte_identical_images(tmp_path):
 
 
 def test_launch_command():
-    assert gen.launch_command("c.yaml")[1:] == ["-m", "iconicity_utils.generation", "--config", "c.yaml"]
+    assert gen.launch_command("c.yaml")[1:] == [
+        "-m",
+        "iconicity_utils.generate.generation",
+        "--config",
+        "c.yaml",
+    ]
     cmd = gen.launch_command("c.yaml", 3, ["--no-progress"], port=29999)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert (
         cmd[cmd.index("--num_processes") + 1] == "3" and cmd[cmd.index("--main_process_port") + 1] == "29999"
     )
-    assert cmd[-5:] == ["-m", "iconicity_utils.generation", "--config", "c.yaml", "--no-progress"]
+    assert cmd[-5:] == ["-m", "iconicity_utils.generate.generation", "--config", "c.yaml", "--no-progress"]
     with pytest.raises(ValueError, match="num_processes"):
         gen.launch_command("c.yaml", 0)
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scoring_fixtures import photo
 
-from iconicity_utils.images import gray_thumbnail, grid_boxes, hamming, phash, phash_bits, split_grid
+from iconicity_utils.core.images import gray_thumbnail, grid_boxes, hamming, phash, phash_bits, split_grid
 
 # -- grid --------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from iconicity_utils import io, plotting
+from iconicity_utils.core import io, plotting
 from iconicity_utils.registry import STANDIN_LABEL
 
 
@@ -96,8 +96,8 @@ def test_new_file_mode_follows_the_umask():
 
 
 def test_standin_folder_is_readable(tmp_path, repo_root):
+    from iconicity_utils.demo.standins import build_standin
     from iconicity_utils.registry import Registry
-    from iconicity_utils.standins import build_standin
 
     reg = Registry.load(repo_root, standins_dir=tmp_path / "standins")
     folder = build_standin(reg.encoder("tiny-sscd"), reg)
@@ -105,7 +105,7 @@ def test_standin_folder_is_readable(tmp_path, repo_root):
 
 
 def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
-    from iconicity_utils.io import atomic_dir, new_file_mode
+    from iconicity_utils.core.io import atomic_dir, new_file_mode
 
     target = tmp_path / "built"
     target.mkdir()

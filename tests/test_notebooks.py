@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from iconicity_utils.runner import list_notebooks
+from iconicity_utils.pipeline.runner import list_notebooks
 
 NOTEBOOKS = list_notebooks()
 

@@ -1,4 +1,4 @@
-"""Stage 05, prompt perturbation (:mod:`iconicity_utils.perturbation`): the config section, the
+"""Stage 05, prompt perturbation (:mod:`iconicity_utils.perturb.perturbation`): the config section, the
 paired statistics against scipy, and the stage end to end on a hand-made study (in process, its
 figures, and as notebook 05)."""
 
@@ -12,12 +12,12 @@ import perturbation_fixtures as pf
 import pytest
 from scipy import stats
 
-from iconicity_utils import perturbation as pt
-from iconicity_utils import perturbation_figures as figs
-from iconicity_utils import prompt_variants as pv
 from iconicity_utils.config import ConfigError, load_config
-from iconicity_utils.constants import STANDIN_LABEL
-from iconicity_utils.io import read_table
+from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.io import read_table
+from iconicity_utils.perturb import figures as figs
+from iconicity_utils.perturb import perturbation as pt
+from iconicity_utils.perturb import variants as pv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,7 +177,7 @@ def test_pair_table_from_hand_made_scores(study):
 
 @pytest.fixture(scope="module")
 def stage(study, wn):
-    from iconicity_utils import scoring
+    from iconicity_utils.score import scoring
 
     prompts = pv.build_prompts(study, wordnet=wn)
     first = pt.generate_variants(study, prompts, in_process=True, progress=False)

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from fake_hub import FakeHub, Repo, commit
 
-from iconicity_utils import preflight
 from iconicity_utils.config import load_config
-from iconicity_utils.preflight import FAIL, OK, UNCHECKED, WARN, estimate_disk, run_preflight
+from iconicity_utils.pipeline import preflight
+from iconicity_utils.pipeline.preflight import FAIL, OK, UNCHECKED, WARN, estimate_disk, run_preflight
 from iconicity_utils.registry import Registry, lock_path, write_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def test_disk_estimate_and_check(monkeypatch, make_config, repo_root):
 
 
 def test_stills_for_every_dynamic_reference(make_config):
-    from iconicity_utils.io import write_table
+    from iconicity_utils.core.io import write_table
 
     cfg = make_config("pfstills", collection={"reference_images": "commons"})
     report = run_preflight(cfg, checks=("stills",))
@@ -312,7 +312,7 @@ def test_stills_for_every_dynamic_reference(make_config):
 
 
 def test_sparql_endpoint_answering_or_not(make_config, repo_root):
-    from iconicity_utils.sparql import LocalOxigraph
+    from iconicity_utils.collect.sparql import LocalOxigraph
 
     with LocalOxigraph(repo_root / "data" / "snapshot" / "wikidata_demo.ttl") as server:
         cfg = make_config("pfsparql", collection={"endpoint": server.endpoint})

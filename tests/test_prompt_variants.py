@@ -1,4 +1,4 @@
-"""Stage 05's prompt variants (:mod:`iconicity_utils.prompt_variants`): reference selection,
+"""Stage 05's prompt variants (:mod:`iconicity_utils.perturb.variants`): reference selection,
 synonyms, literal descriptions (Wikidata, captioner, CSV), the leak check, the prompts table and
 its text distance."""
 
@@ -11,11 +11,11 @@ import pandas as pd
 import perturbation_fixtures as pf
 import pytest
 
-from iconicity_utils import perturbation_figures as figs
-from iconicity_utils import prompt_variants as pv
 from iconicity_utils.config import ConfigError, load_config
-from iconicity_utils.constants import STANDIN_LABEL
-from iconicity_utils.io import read_table
+from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.io import read_table
+from iconicity_utils.perturb import figures as figs
+from iconicity_utils.perturb import variants as pv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -230,8 +230,8 @@ def test_text_distance_is_the_clip_text_cosine(study, wn):
     import open_clip
     import torch
 
-    from iconicity_utils.encoders import load_encoder
     from iconicity_utils.registry import Registry
+    from iconicity_utils.registry.encoders import load_encoder
 
     refs = pf.references_table(["the_starry_night"])
     df = pv.build_prompts(study, write=False, references=refs, wordnet=wn)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from iconicity_utils.constants import TAU_REUSE
-from iconicity_utils.realization import (
+from iconicity_utils.core.constants import TAU_REUSE
+from iconicity_utils.metrics.realization import (
     cell_maxima,
     cell_mode_agreement,
     consistency,

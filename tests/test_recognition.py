@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from iconicity_utils.constants import TAU_CRA
-from iconicity_utils.recognition import cra, passes, recognition, similarity_matrix
+from iconicity_utils.core.constants import TAU_CRA
+from iconicity_utils.metrics.recognition import cra, passes, recognition, similarity_matrix
 
 
 def unit_rows(rng, n, d):

@@ -14,11 +14,11 @@ from collection_http import Reply, ScriptedServer
 from PIL import Image, ImageFilter
 from study_configs import write_study_config
 
-from iconicity_utils import collection as col
-from iconicity_utils import reference_images as ri
-from iconicity_utils.constants import KINDS, PHASH_MAX_DISTANCE, STANDIN_LABEL
-from iconicity_utils.images import dedup_phash
-from iconicity_utils.io import read_table
+from iconicity_utils.collect import collection as col
+from iconicity_utils.collect import reference_images as ri
+from iconicity_utils.core.constants import KINDS, PHASH_MAX_DISTANCE, STANDIN_LABEL
+from iconicity_utils.core.images import dedup_phash
+from iconicity_utils.core.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"

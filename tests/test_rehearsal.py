@@ -19,7 +19,7 @@ from PIL import Image
 from study_configs import write_study_config
 
 from iconicity_utils.config import load_config
-from iconicity_utils.constants import STANDIN_LABEL
+from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.registry import Registry, content_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +45,11 @@ SCHEDULERS = {
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
     """Build, collect, generate, score; returns the config, the stage outputs and the timings."""
-    from iconicity_utils import collection, generation, scoring
-    from iconicity_utils.io import read_table
-    from iconicity_utils.standins import build_for_config
+    from iconicity_utils.collect import collection
+    from iconicity_utils.core.io import read_table
+    from iconicity_utils.demo.standins import build_for_config
+    from iconicity_utils.generate import generation
+    from iconicity_utils.score import scoring
 
     folder = tmp_path_factory.mktemp("rehearsal")
     cfg = write_study_config(folder, name="rehearsal", base="rehearsal")
@@ -168,7 +170,7 @@ def test_rehearsal_stand_ins_have_the_real_components(rehearsal):
 def test_t5_tokenizer_is_built_offline_and_deterministic(tmp_path):
     from transformers import AutoTokenizer
 
-    from iconicity_utils.standins import t5_tokenizer
+    from iconicity_utils.demo.standins import t5_tokenizer
 
     tok = t5_tokenizer()
     assert tok.get_vocab() == t5_tokenizer().get_vocab()  # constructed, not trained: the same every build
@@ -238,7 +240,7 @@ def test_rehearsal_generates_with_every_pipeline_class(rehearsal):
 
 
 def test_rehearsal_resumes_with_nothing_to_do(rehearsal):
-    from iconicity_utils import generation
+    from iconicity_utils.generate import generation
 
     again = generation.generate(rehearsal["cfg"], progress=False)
     assert (again.done, again.skipped, again.failed) == (0, again.total, 0)  # revisions and settings match
@@ -261,8 +263,8 @@ def test_rehearsal_scores_every_image(rehearsal):
     assert result.encoders
     for info in result.encoders.values():
         assert info["revision"] == content_digest(reg.standin_path(info["encoder"]))
-    from iconicity_utils import scoring
-    from iconicity_utils.io import read_table
+    from iconicity_utils.core.io import read_table
+    from iconicity_utils.score import scoring
 
     prov = read_table(cfg.results_dir / scoring.PER_MODEL).attrs["provenance"]
     assert prov["note"] == STANDIN_LABEL

@@ -335,8 +335,8 @@ def test_lock_command_and_a_locked_run_offline(tmp_path, standins, monkeypatch):
     from huggingface_hub import constants
     from PIL import Image
 
-    from iconicity_utils import generation
-    from iconicity_utils.io import read_table
+    from iconicity_utils.core.io import read_table
+    from iconicity_utils.generate import generation
 
     cache = tmp_path / "hub"
     hub_cache(cache, HUB_SD, SHA1, REPO_ROOT / ".cache" / "standins" / "tiny-sd-a")

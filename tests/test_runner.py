@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from iconicity_utils.runner import list_notebooks, run_notebooks
+from iconicity_utils.pipeline.runner import list_notebooks, run_notebooks
 
 
 def _notebook(path, *sources):
@@ -89,7 +89,7 @@ def test_run_all_sh_help_and_bad_arguments(repo_root):
 
 def test_runner_rejects_missing_config(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "iconicity_utils.runner", "--config", str(tmp_path / "none.yaml")],
+        [sys.executable, "-m", "iconicity_utils.pipeline.runner", "--config", str(tmp_path / "none.yaml")],
         capture_output=True,
         text=True,
     )

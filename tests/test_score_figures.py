@@ -8,17 +8,17 @@ import pytest
 import scoring_fixtures as sf
 from PIL import Image
 
-from iconicity_utils import score_figures as F
-from iconicity_utils import scoring
-from iconicity_utils.constants import STANDIN_LABEL
-from iconicity_utils.plotting import save_figure
+from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.plotting import save_figure
+from iconicity_utils.score import figures as F
+from iconicity_utils.score import scoring
 
 
 def test_reuse_overlay_tints_reused_cells_pink_and_the_rest_green():
     base = Image.new("RGB", (42, 38), (128, 128, 128))  # remainders: cells 10x9, last col 12, last row 11
     flags = [k % 3 == 0 for k in range(16)]
     out = np.asarray(F.reuse_overlay(base, flags, alpha=0.5)).astype(int)
-    from iconicity_utils.images import grid_boxes
+    from iconicity_utils.core.images import grid_boxes
 
     for flag, (left, top, right, bottom) in zip(flags, grid_boxes(42, 38, (4, 4)), strict=True):
         centre = out[(top + bottom) // 2, (left + right) // 2]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import bootstrap
 
-from iconicity_utils import score_tables
+from iconicity_utils.score import tables as score_tables
 
 
 def test_bootstrap_ci_is_scipys_percentile_interval_on_defined_data():

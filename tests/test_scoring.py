@@ -16,14 +16,15 @@ import scoring_fixtures as sf
 from authors_reimpl import authors_cra, authors_vr
 from scoring_fixtures import noise, permuted, photo
 
-from iconicity_utils import score_tables, scoring
-from iconicity_utils.constants import TAU_CRA, TAU_REUSE
-from iconicity_utils.encoders import EncoderError, EncoderLoadError, embed_images, load_encoder
-from iconicity_utils.images import split_grid
-from iconicity_utils.io import read_table, write_table
-from iconicity_utils.realization import cell_mode_agreement, visual_reuse
-from iconicity_utils.recognition import recognition
+from iconicity_utils.core.constants import TAU_CRA, TAU_REUSE
+from iconicity_utils.core.images import split_grid
+from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.metrics.realization import cell_mode_agreement, visual_reuse
+from iconicity_utils.metrics.recognition import recognition
 from iconicity_utils.registry import STANDIN_LABEL, Registry
+from iconicity_utils.registry.encoders import EncoderError, EncoderLoadError, embed_images, load_encoder
+from iconicity_utils.score import scoring
+from iconicity_utils.score import tables as score_tables
 
 ENCODERS = ("tiny-clip", "tiny-dino", "tiny-sscd")
 REQUIRED = [
@@ -87,7 +88,7 @@ def _oracle_cells(encoder, paths) -> np.ndarray:
     """Cell embeddings computed image by image, outside the engine: crop, preprocess, embed."""
     import torch
 
-    from iconicity_utils.images import open_rgb
+    from iconicity_utils.core.images import open_rgb
 
     out = []
     for p in paths:
@@ -158,7 +159,7 @@ def test_rescoring_uses_the_cache_and_no_encoder(study):
     again = scoring.score(cfg, encoders=encoders, write=False)  # config thresholds 0.70 / 0.75
     assert again.forward_calls == 0 and again.counts["images"] == 0
     assert {n: e.calls for n, e in encoders.items()} == calls
-    import iconicity_utils.encoders as enc_module
+    import iconicity_utils.registry.encoders as enc_module
 
     def no_loading(*a, **k):
         raise AssertionError("a fully cached re-score must not load any encoder")
@@ -412,7 +413,7 @@ def test_command_line(folders, tmp_path, study):
         == 2
     )
     help_text = subprocess.run(
-        [sys.executable, "-m", "iconicity_utils.scoring", "--help"],
+        [sys.executable, "-m", "iconicity_utils.score.scoring", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -22,11 +22,11 @@ import pytest
 import scoring_fixtures as sf
 from scoring_fixtures import noise
 
-from iconicity_utils import scoring
-from iconicity_utils.encoders import load_encoder
-from iconicity_utils.features import FeatureStore
-from iconicity_utils.io import read_table, write_table
+from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.registry import Registry
+from iconicity_utils.registry.encoders import load_encoder
+from iconicity_utils.score import scoring
+from iconicity_utils.score.features import FeatureStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLES = (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL, scoring.SKIPPED)

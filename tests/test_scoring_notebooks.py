@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import scoring_fixtures as sf
 
-from iconicity_utils import scoring
-from iconicity_utils.io import read_table
+from iconicity_utils.core.io import read_table
+from iconicity_utils.score import scoring
 
 FIGURES_03 = ["03_cra_similarity.png", "03_cra_per_model.png"]
 FIGURES_04 = [

@@ -10,7 +10,7 @@ import pyoxigraph as ox
 import pytest
 from collection_http import Reply, ScriptedServer
 
-from iconicity_utils import sparql
+from iconicity_utils.collect import sparql
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"

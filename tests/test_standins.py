@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from iconicity_utils import registry
-from iconicity_utils import standins as standins_module
-from iconicity_utils.encoders import EncoderLoadError, load_encoder
+from iconicity_utils.demo import standins as standins_module
 from iconicity_utils.registry import Registry
+from iconicity_utils.registry.encoders import EncoderLoadError, load_encoder
 
 
 def test_tokenizer_matches_open_clip():

