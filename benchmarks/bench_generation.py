@@ -44,6 +44,7 @@ from machine import describe_machine  # noqa: E402
 
 from iconicity_utils.config import load_config  # noqa: E402
 from iconicity_utils.core.io import atomic_write_json, utc_now  # noqa: E402
+from iconicity_utils.core.launch import launch_command  # noqa: E402
 from iconicity_utils.generate import generation as gen  # noqa: E402
 from iconicity_utils.registry import Registry, load_pipeline  # noqa: E402
 
@@ -184,7 +185,7 @@ def resume_costs(cfg, model: str, prompts: pd.DataFrame) -> dict:
 def processes_run(cfg, model: str, n_processes: int, prompts_csv: Path) -> float:
     """Wall seconds of the CLI on ``cfg`` with ``n_processes`` (accelerate launch when > 1)."""
     args = ["--models", model, "--prompts", str(prompts_csv), "--no-progress"]
-    cmd = gen.launch_command(cfg.source, n_processes, args)
+    cmd = launch_command("generate", cfg.source, n_processes, args)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     return time.perf_counter() - t0

@@ -25,6 +25,7 @@ from study_configs import write_study_config
 
 from iconicity_utils.config import load_config
 from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.core.launch import launch_command
 from iconicity_utils.generate import generation as gen
 from iconicity_utils.registry import Registry
 
@@ -338,7 +339,7 @@ def test_header_mode_catches_truncation_without_decoding(tmp_path):
 def test_resume_after_sigkill(tmp_path):
     """A real generation process, killed with SIGKILL mid-run, then run again."""
     cfg = write_study(tmp_path / "killed", n_refs=15, n_images=2, batch_size=1)
-    cmd = gen.launch_command(cfg.source, 1, ["--models", "tiny-sd-a", "--no-progress"])
+    cmd = launch_command("generate", cfg.source, 1, ["--models", "tiny-sd-a", "--no-progress"])
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = cfg.path("data", "generated")
     deadline = time.monotonic() + 120
@@ -382,7 +383,7 @@ def test_two_processes_under_accelerate_give_byte_identical_images(tmp_path):
     results = {}
     for n in (1, 2):
         cfg = write_study(tmp_path / f"p{n}", n_refs=5, n_images=2, batch_size=2)
-        cmd = gen.launch_command(cfg.source, n, ["--models", "tiny-sd-a", "--no-progress"])
+        cmd = launch_command("generate", cfg.source, n, ["--models", "tiny-sd-a", "--no-progress"])
         run = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"({n} process" in run.stdout, run.stdout
@@ -394,20 +395,21 @@ def test_two_processes_under_accelerate_give_byte_identical_images(tmp_path):
 
 
 def test_launch_command():
-    assert gen.launch_command("c.yaml")[1:] == [
+    assert launch_command("generate", "c.yaml")[1:] == [
         "-m",
-        "iconicity_utils.generate.generation",
+        "iconicity_utils",
+        "generate",
         "--config",
         "c.yaml",
     ]
-    cmd = gen.launch_command("c.yaml", 3, ["--no-progress"], port=29999)
+    cmd = launch_command("generate", "c.yaml", 3, ["--no-progress"], port=29999)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert (
         cmd[cmd.index("--num_processes") + 1] == "3" and cmd[cmd.index("--main_process_port") + 1] == "29999"
     )
-    assert cmd[-5:] == ["-m", "iconicity_utils.generate.generation", "--config", "c.yaml", "--no-progress"]
+    assert cmd[-6:] == ["-m", "iconicity_utils", "generate", "--config", "c.yaml", "--no-progress"]
     with pytest.raises(ValueError, match="num_processes"):
-        gen.launch_command("c.yaml", 0)
+        launch_command("generate", "c.yaml", 0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import scoring_fixtures as sf
 from scoring_fixtures import noise
 
 from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.core.launch import launch_command
 from iconicity_utils.registry import Registry
 from iconicity_utils.registry.encoders import load_encoder
 from iconicity_utils.score import scoring
@@ -66,7 +67,7 @@ def study(tmp_path_factory, standins):
 
 
 def _run(cfg, n: int) -> subprocess.CompletedProcess:
-    cmd = scoring.launch_command(cfg.source, n)
+    cmd = launch_command("score", cfg.source, n)
     run = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return run
@@ -131,7 +132,7 @@ def test_a_run_killed_with_sigkill_resumes_without_recomputing(study, one, encod
     cfg = configs["killed"]
     cells = cfg.path("cache") / "features" / "tiny-dino"
     proc = subprocess.Popen(
-        scoring.launch_command(cfg.source, 1),
+        launch_command("score", cfg.source, 1),
         cwd=REPO_ROOT,
         env=_env(),
         stdout=subprocess.DEVNULL,

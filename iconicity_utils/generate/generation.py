@@ -71,7 +71,6 @@ import logging
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -81,6 +80,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from iconicity_utils.core.io import atomic_write_bytes, atomic_write_json, read_table, write_table
+from iconicity_utils.core.launch import launch_command
 from iconicity_utils.registry import STANDIN_LABEL, ModelSpec, Registry, is_local, load_pipeline
 
 if TYPE_CHECKING:
@@ -107,7 +107,6 @@ __all__ = [
     "encode_png",
     "rebuild_manifest",
     "generate",
-    "launch_command",
     "run_subprocess",
     "gallery_figure",
     "main",
@@ -951,45 +950,6 @@ def generate(
 # --------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch_command(
-    config: str | Path, num_processes: int = 1, args: Sequence[str] = (), port: int | None = None
-) -> list[str]:
-    """The command that runs :func:`main` on ``config``, under ``accelerate launch`` if ``num_processes > 1``.
-
-    Several processes are started with ``accelerate launch --multi_gpu`` (torchrun underneath);
-    with ``generation.device: cpu`` the processes use gloo on the CPU, one thread each unless
-    ``OMP_NUM_THREADS`` says otherwise.
-    """
-    if num_processes < 1:
-        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
-    entry = ["-m", "iconicity_utils.generate.generation", "--config", str(config), *args]
-    if num_processes == 1:
-        return [sys.executable, *entry]
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        str(num_processes),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port or _free_port()),
-        *entry,
-    ]
-
-
 def run_subprocess(
     cfg: StudyConfig,
     num_processes: int = 1,
@@ -1018,7 +978,7 @@ def run_subprocess(
         raise ValueError("run_subprocess needs a config loaded from a file (cfg.source is None)")
     summary_path = cfg.path("cache", "generation", f"summary-{os.getpid()}-{time.time_ns()}.json")
     summary_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = launch_command(cfg.source, num_processes, [*args, "--summary-json", str(summary_path)])
+    cmd = launch_command("generate", cfg.source, num_processes, [*args, "--summary-json", str(summary_path)])
     proc = subprocess.Popen(
         cmd,
         cwd=str(cfg.root),

@@ -75,6 +75,7 @@ import numpy as np
 
 from iconicity_utils.core.constants import CELL_MODES, COMPARISONS, KINDS
 from iconicity_utils.core.images import check_image_file, dedup_phash, list_images
+from iconicity_utils.core.launch import Processes
 from iconicity_utils.metrics import baselines as bl
 from iconicity_utils.metrics.realization import cell_maxima, consistency, vr_stats
 from iconicity_utils.metrics.recognition import best_match, check_kind, passes, similarity_matrix
@@ -106,7 +107,6 @@ __all__ = [
     "score",
     "score_folders",
     "score_images",
-    "launch_command",
     "main",
 ]
 
@@ -257,54 +257,6 @@ def reference_files(folder: str | Path, kind: str) -> list[Path]:
 # --------------------------------------------------------------------------------------------
 
 
-class _Dist:
-    """The processes of this run: accelerate's ``PartialState`` under ``accelerate launch``
-    (``WORLD_SIZE > 1``), a single process otherwise (no accelerate import, no process group)."""
-
-    def __init__(self, cfg):
-        self.state = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from accelerate import PartialState
-
-            self.state = PartialState(cpu=cfg.encoders.device == "cpu")
-
-    @property
-    def num_processes(self) -> int:
-        return self.state.num_processes if self.state else 1
-
-    @property
-    def rank(self) -> int:
-        return self.state.process_index if self.state else 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.state.is_main_process if self.state else True
-
-    def device(self, wanted: str) -> str:
-        """The encoders' device: the config's, or accelerate's per-process device of the same type."""
-        if self.state is None or not wanted.startswith("cuda"):
-            return wanted
-        if self.state.device.type != "cuda":
-            raise RuntimeError(
-                f"accelerate assigned device {self.state.device} but encoders.device is {wanted!r}"
-            )
-        return str(self.state.device)
-
-    def split(self, items: list) -> list:
-        if self.state is None:
-            return list(items)
-        with self.state.split_between_processes(list(items)) as mine:
-            return list(mine)
-
-    def gather(self, items: list) -> list:
-        """Every process's list, concatenated in process order, on every process (a barrier)."""
-        if self.state is None:
-            return list(items)
-        from accelerate.utils import gather_object
-
-        return list(gather_object(list(items)))
-
-
 # --------------------------------------------------------------------------------------------
 # The engine: features of every image, then the maths per (model, variant, reference) group
 # --------------------------------------------------------------------------------------------
@@ -333,7 +285,7 @@ class _Features:
     only when a feature is missing from the cache.
     """
 
-    def __init__(self, cfg, registry: Registry, cache_dir, encoders: dict[str, Any] | None, dist: _Dist):
+    def __init__(self, cfg, registry: Registry, cache_dir, encoders: dict[str, Any] | None, dist: Processes):
         from iconicity_utils.registry.encoders import describe_encoder, effective_pool
 
         e, r = cfg.encoders, cfg.realization
@@ -510,7 +462,7 @@ def _check_share(paths: list[tuple[int, str]], strict: set[str], features: _Feat
 
 
 def _check_inputs(
-    work, references: dict[str, ReferenceSet], features: _Features, cfg, dist: _Dist
+    work, references: dict[str, ReferenceSet], features: _Features, cfg, dist: Processes
 ) -> _Checked:
     """Check every input image once (split between processes), before any encoder runs."""
     r = cfg.realization
@@ -758,7 +710,7 @@ def _check_work(work, references: dict[str, ReferenceSet]) -> None:
         raise ScoringInputError(f"generated images for references with no reference images: {missing[:10]}")
 
 
-def _compute(features: _Features, work, references, checked: _Checked, cfg, dist: _Dist, progress):
+def _compute(features: _Features, work, references, checked: _Checked, cfg, dist: Processes, progress):
     """Embed what the cache lacks: blocks of ``flush_every`` images, split between processes.
 
     Returns ``(counts, forward_calls, per_process)``, summed over processes and for each.
@@ -874,7 +826,7 @@ def score_work(
     import pandas as pd
 
     t0 = time.perf_counter()
-    dist = _Dist(cfg)
+    dist = Processes(cpu=cfg.encoders.device == "cpu", role="encoders.device")
     features = _Features(cfg, registry or Registry.load(), cache_dir, encoders, dist)
     _check_work(work, references)
     work = work.sort_values(["model", "variant", "slug", "index"], kind="stable").reset_index(drop=True)
@@ -1292,30 +1244,6 @@ def score_images(
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-
-def launch_command(
-    config: str | Path, num_processes: int = 1, args: Sequence[str] = (), port: int | None = None
-) -> list[str]:
-    """The command that scores a study (:func:`main` with ``--config``), under ``accelerate launch``
-    with ``--multi_gpu`` when ``num_processes > 1`` (gloo on the CPU when ``encoders.device`` is
-    ``cpu``; one thread per process unless ``OMP_NUM_THREADS`` says otherwise)."""
-    import socket
-
-    if num_processes < 1:
-        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
-    entry = ["-m", "iconicity_utils.score.scoring", "--config", str(config), *args]
-    if num_processes == 1:
-        return [sys.executable, *entry]
-    if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-    return [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-        str(num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(port), *entry,
-    ]  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,5 @@
+"""The command line of this stage (``iconicity registry``)."""
+
+from iconicity_utils.registry import main
+
+__all__ = ["main"]
