@@ -23,7 +23,7 @@ writes an HTML copy of each executed notebook beside it.
   --help           show this help
 
 On a fresh machine the first run creates a virtual environment in .venv (override with
-ICONICITY_VENV) and installs the package with `pip install -e .[dev]`; it reinstalls when
+ICONICITY_VENV) and installs the package with `pip install -e .[demo,dev]`; it reinstalls when
 pyproject.toml changes.  The stand-in models the config uses are built (idempotently) into
 .cache/standins/.  Executed notebooks go to results/executed/<config name>/.
 
@@ -57,10 +57,10 @@ cd "$ROOT"
 STAMP="$VENV/.iconicity-installed"
 WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -x "$PY" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-  echo "==> setting up $VENV (pip install -e .[dev]) ..."
+  echo "==> setting up $VENV (pip install -e .[demo,dev]) ..."
   t0=$SECONDS
   [ -x "$PY" ] || python3 -m venv "$VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  "$PY" -m pip install --quiet --disable-pip-version-check -e ".[demo,dev]"
   echo "$WANT" > "$STAMP"
   echo "==> environment ready in $((SECONDS - t0)) s"
 fi

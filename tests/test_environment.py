@@ -14,7 +14,8 @@ def _norm(req: str) -> tuple[str, str]:
 
 def _pyproject(repo_root):
     data = tomllib.loads((repo_root / "pyproject.toml").read_text())
-    reqs = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["dev"]
+    extras = data["project"]["optional-dependencies"]
+    reqs = data["project"]["dependencies"] + extras["demo"] + extras["dev"]
     return {_norm(r) for r in reqs}
 
 
@@ -43,3 +44,11 @@ def test_python_floor_agrees(repo_root):
     env = yaml.safe_load((repo_root / "environment.yml").read_text())
     py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     assert Requirement("python" + data["project"]["requires-python"]).specifier.contains(py.split("=")[1])
+
+
+def test_demo_only_packages_are_not_runtime_dependencies(repo_root):
+    """The science package runs without the demo's endpoint and the benchmarks' baseline."""
+    data = tomllib.loads((repo_root / "pyproject.toml").read_text())
+    runtime = {_norm(r)[0] for r in data["project"]["dependencies"]}
+    assert not runtime & {"oxigraph", "pyoxigraph", "duckdb"}
+    assert {_norm(r)[0] for r in data["project"]["optional-dependencies"]["demo"]} == {"oxigraph", "pyoxigraph"}

@@ -1,6 +1,6 @@
 """Execute the numbered notebooks in order with papermill (the engine behind ``run_all.sh``).
 
-``run_all.sh`` sets up the environment, then calls ``python -m iconicity_utils.pipeline.runner``.  Each
+``run_all.sh`` sets up the environment, then calls ``python -m iconicity_utils run``.  Each
 notebook ``notebooks/NN_*.ipynb`` is executed with the study config injected as the ``config``
 parameter (plus any ``-p name value`` overrides); executed copies go to
 ``results/executed/<config name>/``, each with an HTML copy beside it (``NN_name.html``, nbconvert),
@@ -13,15 +13,24 @@ non-zero.  ``--from 03`` resumes from notebook 03.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import jupyter_server_mathjax
+import nbformat
+from nbconvert import HTMLExporter
+from papermill.cli import _resolve_type
+
+from iconicity_utils.config import load_config
+from iconicity_utils.core.io import atomic_dir, atomic_write_text
 from iconicity_utils.registry import PROJECT_ROOT
 
-__all__ = ["list_notebooks", "run_notebooks", "write_html", "NotebookFailure", "main"]
+__all__ = ["NotebookFailure", "list_notebooks", "local_mathjax", "main", "run_notebooks", "write_html"]
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
@@ -62,22 +71,45 @@ def list_notebooks(start: str | None = None, notebooks_dir: Path = NOTEBOOKS_DIR
 
 
 def _parse_value(raw: str) -> Any:
-    """Type a ``-p`` value as papermill's own CLI does (int, float, bool, None, else str)."""
-    from papermill.cli import _resolve_type
-
+    """Type a ``-p`` value as papermill's own CLI does (int, float, bool, None, else str): its
+    ``_resolve_type`` is the parser behind ``papermill -p``, so both read a value the same way."""
     return _resolve_type(raw)
+
+
+#: where the HTML copies find MathJax: a copy beside them, so that formulas render offline
+MATHJAX_DIR = "mathjax"
+#: MathJax 2.7's combined config that ships with jupyter-server-mathjax (there is no TeX-AMS_CHTML-full)
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
+def _mathjax_source() -> Path:
+    """The MathJax 2.7 tree that the ``jupyter-server-mathjax`` package ships (no network needed)."""
+    return Path(jupyter_server_mathjax.__file__).resolve().parent / "static"
+
+
+def local_mathjax(folder: Path) -> Path:
+    """Copy MathJax beside the HTML copies (``<folder>/mathjax/``, once per version), atomically."""
+    target = folder / MATHJAX_DIR
+    stamp = f"jupyter-server-mathjax {version('jupyter-server-mathjax')}\n"
+    if (target / "VERSION").is_file() and (target / "VERSION").read_text() == stamp:
+        return target
+    with atomic_dir(target) as tmp:
+        shutil.copytree(_mathjax_source(), tmp, dirs_exist_ok=True)
+        (tmp / "VERSION").write_text(stamp)
+    return target
 
 
 def write_html(executed: Path) -> Path:
     """Write an HTML copy of an executed notebook beside it (``NN_name.html``; nbconvert's lab
-    template, outputs and embedded figures included), atomically."""
-    import nbformat
-    from nbconvert import HTMLExporter
+    template, outputs and embedded figures included), atomically.
 
-    from iconicity_utils.core.io import atomic_write_text
-
+    Formulas render with no network: MathJax is loaded from a copy beside the HTML files
+    (:func:`local_mathjax`), by a relative URL, so the folder still reads once it is moved.
+    """
+    local_mathjax(executed.parent)
     nb = nbformat.read(executed, as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    exporter = HTMLExporter(mathjax_url=f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}")
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
     return atomic_write_text(executed.with_suffix(".html"), body)
 
 
@@ -92,8 +124,6 @@ def _html_copy(executed: Path, log) -> None:
 
 
 def _failure_from_executed(book: Path, executed: Path, exc: Exception) -> NotebookFailure:
-    import nbformat
-
     cell_index = getattr(exc, "cell_index", None)
     exec_count = getattr(exc, "exec_count", None)
     source = getattr(exc, "source", "") or ""
@@ -129,8 +159,6 @@ def run_notebooks(
 ) -> NotebookFailure | None:
     """Execute the notebooks; return None on success or the first failure."""
     import papermill as pm
-
-    from iconicity_utils.config import load_config
 
     cfg = load_config(config if Path(config).is_absolute() else cwd / config)
     out_dir = out_dir or (PROJECT_ROOT / "results" / "executed" / cfg.name)
@@ -209,7 +237,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_all.sh: {exc}", file=sys.stderr)
         return 2
     return 1 if failure else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
