@@ -96,7 +96,7 @@ def test_layout_paths(demo_cfg, repo_root):
 
 
 def test_paper_constants_are_the_defaults_and_not_repeated_in_the_configs(repo_root, demo_cfg):
-    from iconicity_utils.config.study import CollectionConfig, RealizationConfig, Thresholds
+    from iconicity_utils.config.sections import CollectionConfig, RealizationConfig, Thresholds
     from iconicity_utils.core import constants
 
     assert Thresholds().tau_cra_static == constants.TAU_CRA["static"]
@@ -119,7 +119,7 @@ def test_paper_constants_are_the_defaults_and_not_repeated_in_the_configs(repo_r
 def test_sections_are_frozen_and_strict(demo_cfg):
     from pydantic import ValidationError
 
-    from iconicity_utils.config.study import RealizationConfig, RetryPolicy, Thresholds
+    from iconicity_utils.config.sections import RealizationConfig, RetryPolicy, Thresholds
 
     with pytest.raises(ValidationError):
         demo_cfg.thresholds.tau_reuse = 0.5
