@@ -65,15 +65,15 @@ def measure(ex, repeats: int) -> dict[str, list[tuple[float, float]]]:
 
 
 def recompute_only(ex, repeats: int) -> list[tuple[float, float]]:
-    from iconicity_utils.explore import explorer
+    from iconicity_utils.explore import tables
 
     r = ex.results
     rows = ex._scoring[ex._scoring["model"] == ex.model.value]
     return [
         _timed(
-            lambda t=tau: explorer.recompute(
+            lambda t=tau: tables.recompute(
                 rows,
-                explorer.Thresholds(t, t, 0.6),
+                tables.Thresholds(t, t, 0.6),
                 consistency=r.consistency(),
                 n_bootstrap=r.n_bootstrap,
                 seed=r.seed,
@@ -147,16 +147,16 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from iconicity_utils.explore import explorer
+    from iconicity_utils.explore import app
 
     print(describe_machine())
     t0 = time.perf_counter()
-    ex = explorer.Explorer.load(args.config, args.results)
+    ex = app.Explorer.load(args.config, args.results)
     print(f"explorer built in {time.perf_counter() - t0:.2f} s ({ex.results.folder})")
     report("results", ex, args.repeats)
     if args.synthetic:
         with tempfile.TemporaryDirectory() as tmp:
-            ex = explorer.Explorer.load(None, synthetic(Path(tmp), args.synthetic))
+            ex = app.Explorer.load(None, synthetic(Path(tmp), args.synthetic))
             report(f"synthetic ({args.synthetic} references x 50 images)", ex, max(2, args.repeats // 3))
 
 

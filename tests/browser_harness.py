@@ -81,10 +81,14 @@ def _alive(pid: int) -> bool:
 
 
 class VoilaServer:
-    """``voila NOTEBOOK`` on 127.0.0.1, a free port and a random token."""
+    """``voila NOTEBOOK`` on 127.0.0.1, a free port and a random token; ``env`` adds variables to
+    the server's environment (e.g. ``ICONICITY_EXPLORER_ROOTS``, the folders it may serve)."""
 
-    def __init__(self, notebook: Path, log_dir: Path, ready_timeout: float = 90.0):
+    def __init__(
+        self, notebook: Path, log_dir: Path, ready_timeout: float = 90.0, env: dict[str, str] | None = None
+    ):
         self.notebook = Path(notebook)
+        self.extra_env = dict(env or {})
         self.log_dir = Path(log_dir)
         self.ready_timeout = ready_timeout
         self.token = secrets.token_hex(16)
@@ -110,6 +114,7 @@ class VoilaServer:
             "--Voila.ip=127.0.0.1", f"--token={self.token}", "--show_tracebacks=True",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "QUERY_STRING"}
+        env.update(self.extra_env)
         self._logfile = open(self.log, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             cmd,

@@ -7,6 +7,11 @@ Playwright for Python (../shared/docs/offline-recipes.md §8).
   copy (all 16); click a point of the overview and see the reference open in the gallery.
 - On the demo results (``./run_all.sh`` writes them; CI runs it before the tests): the same slider
   check, and the pink count of a known image against its stored per-cell maxima.
+- Hostile addresses (issue 21): ``?results=`` outside the served roots (absolute, ``../../``, a
+  symlink in ``results/`` leading out, a missing folder, a NUL, 5000 characters) each get the
+  refusal on the page, no traceback and no explorer; a folder inside the roots still opens.  The
+  server serves the project's ``configs/`` and ``results/`` plus one temporary folder
+  (``ICONICITY_EXPLORER_ROOTS``), which holds the scored study.
 
 Screenshots go to ``results/test-artifacts/explorer/`` (git-ignored; ``$ICONICITY_TEST_ARTIFACTS``
 overrides the folder).  In CI (``CI=true``) nothing here is skipped: a missing Chromium, Playwright
@@ -68,21 +73,29 @@ def browser(chromium):
 
 
 @pytest.fixture(scope="module")
-def voila(tmp_path_factory, chromium):
-    server = bh.VoilaServer(NOTEBOOK, tmp_path_factory.mktemp("voila"))
+def served_root(tmp_path_factory) -> Path:
+    """The one folder beyond configs/ and results/ that the test server may serve."""
+    return tmp_path_factory.mktemp("served").resolve()
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory, chromium, served_root):
+    from iconicity_utils.explore.served import ROOTS_ENV
+
+    server = bh.VoilaServer(NOTEBOOK, tmp_path_factory.mktemp("voila"), env={ROOTS_ENV: str(served_root)})
     with server:
         print(f"\nvoila ready on {server.base} in {server.startup_s:.1f} s")
         yield server
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, standins):
+def study(served_root, standins):
     """A small study scored with the stand-in encoders: index 0 of every group is an exact copy."""
     import scoring_fixtures as sf
 
     from iconicity_utils.score import scoring
 
-    cfg = sf.study_config(tmp_path_factory.mktemp("browser-study"), realization={"n_bootstrap": 200})
+    cfg = sf.study_config(served_root / "browser-study", realization={"n_bootstrap": 200})
     sf.make_study(cfg)
     result = scoring.score(cfg)
     return cfg, result.per_image
@@ -280,7 +293,7 @@ def test_explorer_in_the_browser_on_the_demo_results(browser, voila):
     folder = REPO_ROOT / "results" / "demo"
     if not (folder / "scores_per_image.parquet").is_file():
         _unavailable(f"no demo results in {folder} (./run_all.sh writes them)")
-    from iconicity_utils.explore.explorer import load_results
+    from iconicity_utils.explore import load_results
 
     res = load_results("configs/demo.yaml")
     per_image = res.per_image
@@ -314,3 +327,67 @@ def test_explorer_in_the_browser_on_the_demo_results(browser, voila):
     finally:
         page.close()
     print(", ".join(f"{k}: {v:.2f} s" for k, v in timings.items()))
+
+
+@pytest.fixture
+def hostile(tmp_path_factory, served_root):
+    """Scored tables outside every served root, a symlink to them inside results/, and scored
+    tables inside the served root; the link is removed afterwards."""
+    import explorer_fixtures as ef
+
+    outside, _ = ef.hand_results(tmp_path_factory.mktemp("not-served"))
+    inside, _ = ef.hand_results(served_root / "hand")
+    link = REPO_ROOT / "results" / f"explorer-escape-{os.getpid()}"
+    link.symlink_to(outside, target_is_directory=True)
+    try:
+        yield (
+            {
+                "absolute path outside the root": str(outside),
+                "../../": "../../",
+                "symlink in results/ leading out": f"results/{link.name}",
+                "missing folder": "results/no-such-run",
+                "NUL (%00)": "results/\x00../../etc",
+                "5000 characters": "results/" + "a" * 5000,
+            },
+            inside,
+        )
+    finally:
+        link.unlink()
+
+
+def _refused(page, url: str) -> str:
+    page.goto(url, timeout=PAGE_TIMEOUT_MS, wait_until="domcontentloaded")
+    page.wait_for_selector(".ic-refused", timeout=PAGE_TIMEOUT_MS)
+    return page.locator(".ic-refused").inner_text()
+
+
+def test_explorer_in_the_browser_refuses_what_it_may_not_serve(browser, voila, hostile):
+    cases, inside = hostile
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+
+    def steps(page):
+        for case, value in cases.items():
+            message = _refused(page, voila.url(results=value))
+            body = page.locator("body").inner_text()
+            assert "The explorer did not open results=" in message, case
+            assert "a served explorer opens only the study configs and results folders" in message, case
+            assert "Nothing was loaded" in message, case
+            assert page.locator(".ic-explorer").count() == 0, case
+            assert page.locator(".ic-gallery").count() == 0, case
+            assert "Traceback" not in body and "Error" not in body, case
+            assert "hand/results" not in body and str(inside.parent.parent) not in body, case
+            _page_shot(page, f"refused_{case.split()[0].strip('./%()')}.png")
+        # a folder inside the served roots still opens
+        _open(page, voila.url(results=str(inside)))
+        assert page.locator(".ic-refused").count() == 0
+        assert "m1" in page.locator(".ic-model select").input_value()
+
+    try:
+        _run(page, voila, steps)
+    finally:
+        page.close()
+
+
+def _page_shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
