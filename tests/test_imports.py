@@ -6,7 +6,8 @@ import of a package module counts: at module level, inside functions, and under
 
 The subpackages form layers, lowest first (:data:`LAYERS`): ``core`` (constants, schema, file and
 image helpers), ``registry`` (models, encoders and captioners as data), ``config`` (the study
-config), ``metrics`` (pure maths), then the stages in study order, then the tools over them.  A
+config), ``metrics`` (pure maths), then the stages in study order (validation last), then the
+tools over them.  A
 module imports only from its own layer or the layers below.  ``demo`` (stand-ins, the local
 endpoint, synthetic data) sits beside them: it may use anything, and only the command line, which
 offers the demo's commands, imports it; the science code finds a demo provider by its registered
@@ -37,6 +38,7 @@ LAYERS = [
     "score",
     "perturb",
     "correlates",
+    "validate",
     "explore",
     "pipeline",
     "cli",
