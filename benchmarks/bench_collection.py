@@ -36,7 +36,9 @@ def main() -> None:
 
     from iconicity_utils.collect import collection as col
     from iconicity_utils.collect import sparql
+    from iconicity_utils.collect.queries import candidates_query
     from iconicity_utils.config import load_config
+    from iconicity_utils.demo.oxigraph import LocalOxigraph
 
     with tempfile.TemporaryDirectory() as tmp:
         data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
@@ -59,16 +61,14 @@ def main() -> None:
         live = timed(lambda: col.collect_references(cfg, log=quiet), repeat=3)
         replay = timed(lambda: col.collect_references(cfg, use_saved_responses=True, log=quiet), repeat=3)
 
-        query = col.candidates_query(["Q3305213"], 30, 100, 0, True)
+        query = candidates_query(["Q3305213"], 30, 100, 0, True)
         store = ox.Store()
         store.load(path=str(cfg.root / cfg.collection.snapshot), format=ox.RdfFormat.TURTLE)
         in_process = timed(lambda: list(store.query(query)), repeat=50)
-        with sparql.LocalOxigraph(cfg.root / cfg.collection.snapshot) as server:
+        with LocalOxigraph(cfg.root / cfg.collection.snapshot) as server:
             client = sparql.SparqlClient(server.endpoint, cfg.collection.http)
             over_http = timed(lambda: client.select("bench", query), repeat=50)
-        start_stop = timed(
-            lambda: sparql.LocalOxigraph(cfg.root / cfg.collection.snapshot).start().stop(), repeat=5
-        )
+        start_stop = timed(lambda: LocalOxigraph(cfg.root / cfg.collection.snapshot).start().stop(), repeat=5)
 
     print(f"machine: {describe_machine()}")
     print(f"demo collection, replayed (baseline): {replay:.3f} s")
@@ -76,7 +76,7 @@ def main() -> None:
     print(f"oxigraph load + start + stop:         {start_stop:.3f} s")
     print(f"one candidates query, in-process pyoxigraph (baseline): {in_process * 1e3:.2f} ms")
     print(
-        f"one candidates query, SPARQLWrapper over HTTP:          {over_http * 1e3:.2f} ms  ratio {over_http / in_process:.1f}x"
+        f"one candidates query, SPARQL client over HTTP:          {over_http * 1e3:.2f} ms  ratio {over_http / in_process:.1f}x"
     )
 
 

@@ -17,10 +17,23 @@ import pytest
 from collection_http import Reply, ScriptedServer
 from study_configs import write_study_config
 
+from iconicity_utils.collect import cli, sparql
 from iconicity_utils.collect import collection as col
-from iconicity_utils.collect import sparql
+from iconicity_utils.collect.labels import assign_slugs, clean_label, slugify
+from iconicity_utils.collect.parse import (
+    build_references_table,
+    commons_file_name,
+    parse_candidates,
+    parse_homonyms,
+    parse_properties,
+    parse_year,
+)
+from iconicity_utils.collect.queries import candidates_query, homonyms_query, properties_query
+from iconicity_utils.collect.querying import query_references
+from iconicity_utils.collect.recording import ReplayClient, SavedResponseError
 from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.core.io import read_table
+from iconicity_utils.demo import oxigraph
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"
@@ -58,23 +71,23 @@ def quiet(_msg: str) -> None:
     ],
 )
 def test_slugify_examples(label, qid, slug):
-    assert col.slugify(label, qid) == slug
+    assert slugify(label, qid) == slug
 
 
 def test_shared_titles_get_qid_suffixes_on_every_member_and_stay_unique():
     labels = ["Olympia", "Olympia", "Mona Lisa", "olympia!"]
     qids = ["Q737062", "Q1415219", "Q12418", "Q5"]
-    slugs = col.assign_slugs(labels, qids)
+    slugs = assign_slugs(labels, qids)
     assert slugs == ["olympia_q737062", "olympia_q1415219", "mona_lisa", "olympia_q5"]
     # independent of order: the same work always gets the same slug
     order = [3, 1, 2, 0]
-    again = col.assign_slugs([labels[i] for i in order], [qids[i] for i in order])
+    again = assign_slugs([labels[i] for i in order], [qids[i] for i in order])
     assert dict(zip([qids[i] for i in order], again, strict=True)) == dict(zip(qids, slugs, strict=True))
 
 
 def test_duplicate_qids_cannot_be_slugged():
     with pytest.raises(ValueError, match="duplicate QIDs"):
-        col.assign_slugs(["a", "b"], ["Q1", "Q1"])
+        assign_slugs(["a", "b"], ["Q1", "Q1"])
 
 
 @pytest.mark.parametrize(
@@ -92,7 +105,7 @@ def test_duplicate_qids_cannot_be_slugged():
     ],
 )
 def test_clean_label(label, clean):
-    assert col.clean_label(label) == clean
+    assert clean_label(label) == clean
 
 
 # ---- query construction ----------------------------------------------------------------------------
@@ -101,12 +114,10 @@ def test_clean_label(label, clean):
 def all_queries(cfg) -> dict[str, str]:
     c = cfg.collection
     return {
-        "candidates_static": col.candidates_query(
-            c.static_classes + ["Q860861"], c.min_sitelinks, 100, 0, True
-        ),
-        "candidates_dynamic": col.candidates_query(c.dynamic_classes, c.min_sitelinks, 7, 14, False),
-        "properties": col.properties_query(["Q12418", "Q45585", "Q47703"], 100, 0),
-        "homonyms": col.homonyms_query(["Olympia", 'He said "hi" } ?x', "new\nline", "Mona Lisa"]),
+        "candidates_static": candidates_query(c.static_classes + ["Q860861"], c.min_sitelinks, 100, 0, True),
+        "candidates_dynamic": candidates_query(c.dynamic_classes, c.min_sitelinks, 7, 14, False),
+        "properties": properties_query(["Q12418", "Q45585", "Q47703"], 100, 0),
+        "homonyms": homonyms_query(["Olympia", 'He said "hi" } ?x', "new\nline", "Mona Lisa"]),
     }
 
 
@@ -131,10 +142,10 @@ def test_every_query_parses_in_two_engines_and_runs_on_the_local_store(demo_cfg,
 
 
 def test_candidates_query_ranks_and_filters_on_the_store(demo_cfg, snapshot_store):
-    query = col.candidates_query(["Q3305213"], 30, 100, 0, True)
+    query = candidates_query(["Q3305213"], 30, 100, 0, True)
     res = snapshot_store.query(query)
     data = json.loads(res.serialize(format=ox.QueryResultsFormat.JSON))
-    cands = col.parse_candidates(data, "static", ["Q3305213"], 30)
+    cands = parse_candidates(data, "static", ["Q3305213"], 30)
     sitelinks = [c.sitelinks for c in cands]
     assert sitelinks == sorted(sitelinks, reverse=True) and min(sitelinks) >= 30
     qids = {c.qid for c in cands}
@@ -145,11 +156,11 @@ def test_candidates_query_ranks_and_filters_on_the_store(demo_cfg, snapshot_stor
 def test_paging_is_stable_and_complete(snapshot_store):
     def page(limit, offset):
         data = json.loads(
-            snapshot_store.query(
-                col.candidates_query(["Q11424", "Q5398426"], 0, limit, offset, False)
-            ).serialize(format=ox.QueryResultsFormat.JSON)
+            snapshot_store.query(candidates_query(["Q11424", "Q5398426"], 0, limit, offset, False)).serialize(
+                format=ox.QueryResultsFormat.JSON
+            )
         )
-        return [c.qid for c in col.parse_candidates(data, "dynamic", ["Q11424", "Q5398426"], 0)]
+        return [c.qid for c in parse_candidates(data, "dynamic", ["Q11424", "Q5398426"], 0)]
 
     whole = page(1000, 0)
     paged = [q for k in range(0, len(whole), 4) for q in page(4, k)]
@@ -159,12 +170,12 @@ def test_paging_is_stable_and_complete(snapshot_store):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: col.candidates_query(["Q1 } ?s ?p ?o {"], 30, 10, 0, True),
-        lambda: col.candidates_query(["Q1"], -1, 10, 0, True),
-        lambda: col.candidates_query(["Q1"], "30) || (1", 10, 0, True),
-        lambda: col.candidates_query([], 30, 10, 0, True),
-        lambda: col.properties_query(["wd:Q1"], 10, 0),
-        lambda: col.homonyms_query([]),
+        lambda: candidates_query(["Q1 } ?s ?p ?o {"], 30, 10, 0, True),
+        lambda: candidates_query(["Q1"], -1, 10, 0, True),
+        lambda: candidates_query(["Q1"], "30) || (1", 10, 0, True),
+        lambda: candidates_query([], 30, 10, 0, True),
+        lambda: properties_query(["wd:Q1"], 10, 0),
+        lambda: homonyms_query([]),
     ],
 )
 def test_query_builders_validate_their_values(call):
@@ -176,7 +187,7 @@ def test_query_builders_validate_their_values(call):
 
 
 def test_parse_candidates_real_format():
-    cands = col.parse_candidates(fixture("collection_candidates_static.json"), "static", STATIC_CLASSES, 30)
+    cands = parse_candidates(fixture("collection_candidates_static.json"), "static", STATIC_CLASSES, 30)
     by_qid = {c.qid: c for c in cands}
     assert [c.qid for c in cands] == ["Q12418", "Q900000001", "Q900000002", "Q737062", "Q900000003"]
     assert by_qid["Q12418"].label == "Mona Lisa" and by_qid["Q12418"].sitelinks == 170
@@ -190,11 +201,11 @@ def test_parse_candidates_real_format():
 
 
 def test_parse_properties_and_build_the_table():
-    cands = col.parse_candidates(fixture("collection_candidates_static.json"), "static", STATIC_CLASSES, 30)
+    cands = parse_candidates(fixture("collection_candidates_static.json"), "static", STATIC_CLASSES, 30)
     cands = [c for c in cands if c.label]
-    props = col.parse_properties(fixture("collection_properties.json"))
-    homonyms = col.parse_homonyms(fixture("collection_homonyms.json"))
-    df = col.build_references_table({"static": cands}, props, homonyms).set_index("qid")
+    props = parse_properties(fixture("collection_properties.json"))
+    homonyms = parse_homonyms(fixture("collection_homonyms.json"))
+    df = build_references_table({"static": cands}, props, homonyms).set_index("qid")
     mona = df.loc["Q12418"]
     assert mona["creator"] == "Leonardo da Vinci" and mona["creator_qids"] == ["Q762"]
     assert mona["year"] == 1503  # the earliest of two inception values
@@ -221,10 +232,10 @@ def test_parse_properties_and_build_the_table():
 
 
 def test_dynamic_works_prefer_directors_and_publication_dates():
-    cands = col.parse_candidates(fixture("collection_candidates_static.json"), "dynamic", STATIC_CLASSES, 30)
+    cands = parse_candidates(fixture("collection_candidates_static.json"), "dynamic", STATIC_CLASSES, 30)
     film = next(c for c in cands if c.qid == "Q900000003")
-    df = col.build_references_table(
-        {"dynamic": [film]}, col.parse_properties(fixture("collection_properties.json")), {}
+    df = build_references_table(
+        {"dynamic": [film]}, parse_properties(fixture("collection_properties.json")), {}
     )
     row = df.iloc[0]
     assert row["creator"] == "First Director; Second Director"  # sorted by QID
@@ -236,17 +247,17 @@ def test_parse_errors_name_the_query_and_row():
     data = fixture("collection_candidates_static.json")
     del data["results"]["bindings"][2]["item"]
     with pytest.raises(ValueError, match=r"candidates_static_p000, row 2: \?item is missing"):
-        col.parse_candidates(data, "static", STATIC_CLASSES, 30, name="candidates_static_p000")
+        parse_candidates(data, "static", STATIC_CLASSES, 30, name="candidates_static_p000")
     data = fixture("collection_candidates_static.json")
     data["results"]["bindings"][0]["sitelinks"]["value"] = "many"
     with pytest.raises(ValueError, match=r"row 0: \?sitelinks is not a number"):
-        col.parse_candidates(data, "static", STATIC_CLASSES, 30)
+        parse_candidates(data, "static", STATIC_CLASSES, 30)
     with pytest.raises(ValueError, match="no results.bindings"):
-        col.parse_properties({"head": {}}, "properties_c000_p000")
+        parse_properties({"head": {}}, "properties_c000_p000")
 
 
 def test_empty_result_builds_an_empty_table_with_the_full_schema():
-    df = col.build_references_table({"static": [], "dynamic": []}, {}, {})
+    df = build_references_table({"static": [], "dynamic": []}, {}, {})
     assert list(df.columns) == col.REFERENCE_COLUMNS and len(df) == 0
     assert str(df["year"].dtype) == "Int64"
 
@@ -264,13 +275,13 @@ def test_empty_result_builds_an_empty_table_with_the_full_schema():
     ],
 )
 def test_parse_year(value, year):
-    assert col.parse_year(value) == year
+    assert parse_year(value) == year
 
 
 def test_commons_file_name():
     iri = "http://commons.wikimedia.org/wiki/Special:FilePath/Van%20Gogh%20-%20Starry_Night.jpg"
-    assert col.commons_file_name(iri) == "Van Gogh - Starry Night.jpg"
-    assert col.commons_file_name("https://example.org/other.jpg") is None
+    assert commons_file_name(iri) == "Van Gogh - Starry Night.jpg"
+    assert commons_file_name("https://example.org/other.jpg") is None
 
 
 # ---- the front door, end to end on the demo snapshot -----------------------------------------------
@@ -351,7 +362,7 @@ def test_rebuild_from_saved_responses_without_any_endpoint(demo_run, monkeypatch
     def no_endpoint(*_a, **_k):
         raise AssertionError("replay must not start or query an endpoint")
 
-    monkeypatch.setattr(sparql, "find_oxigraph", no_endpoint)
+    monkeypatch.setattr(oxigraph, "find_oxigraph", no_endpoint)
     monkeypatch.setattr(sparql.SparqlClient, "select", no_endpoint)
     cfg.references_table.unlink()
     rebuilt = col.collect_references(cfg, use_saved_responses=True, log=quiet)
@@ -363,10 +374,10 @@ def test_rebuild_from_saved_responses_without_any_endpoint(demo_run, monkeypatch
 def test_replay_refuses_saved_responses_for_other_queries(demo_run):
     cfg, _, _ = demo_run
     changed = cfg.with_overrides(collection={"min_sitelinks": 40})
-    with pytest.raises(col.SavedResponseError, match="different query text"):
+    with pytest.raises(SavedResponseError, match="different query text"):
         col.collect_references(changed, use_saved_responses=True, log=quiet)
-    with pytest.raises(col.SavedResponseError, match="no complete run"):
-        col.ReplayClient.latest(cfg.path("data", "nothing-here"))
+    with pytest.raises(SavedResponseError, match="no complete run"):
+        ReplayClient.latest(cfg.path("data", "nothing-here"))
 
 
 def test_an_empty_result_writes_an_empty_table(make_config):
@@ -396,7 +407,7 @@ def test_a_failing_endpoint_keeps_everything_already_saved(make_config):
     assert all(p.read_bytes() == data for p, data in before.items())
     runs = [p for p in raw_root.iterdir() if p.is_dir()]
     assert sum((p / "manifest.json").is_file() for p in runs) == 1  # the failed run stays incomplete
-    assert col.ReplayClient.latest(raw_root).manifest["endpoint"].startswith("http://127.0.0.1")
+    assert ReplayClient.latest(raw_root).manifest["endpoint"].startswith("http://127.0.0.1")
 
 
 def test_paging_in_small_pages_gives_the_same_table(demo_run, make_config):
@@ -417,10 +428,10 @@ def test_a_bad_class_id_in_the_config_is_refused_before_any_work(make_config):
 
 def test_cli_runs_the_stage(make_config, capsys):
     cfg = make_config(collection={"top_k_static": 2, "top_k_dynamic": 2})
-    assert col.main(["--config", str(cfg.source)]) == 0
+    assert cli.main(["--config", str(cfg.source)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out == {"references": 4, "per_kind": {"dynamic": 2, "static": 2}}
-    assert col.main(["--config", str(cfg.source), "--use-saved-responses"]) == 0
+    assert cli.main(["--config", str(cfg.source), "--use-saved-responses"]) == 0
 
 
 # ---- figures ----------------------------------------------------------------------------------------
@@ -448,4 +459,4 @@ def test_an_endpoint_that_ignores_offset_stops_the_paging(make_config):
 
     cfg = make_config(collection={"page_size": 2, "static_classes": STATIC_CLASSES})
     with pytest.raises(ValueError, match=r"candidates_static_p001: .*same page twice"):
-        col.query_references(IgnoresOffset(), cfg, log=quiet)
+        query_references(IgnoresOffset(), cfg, log=quiet)

@@ -16,9 +16,11 @@ from study_configs import write_study_config
 
 from iconicity_utils.collect import collection as col
 from iconicity_utils.collect import reference_images as ri
+from iconicity_utils.collect.labels import SLUG_MAX, SLUG_RE, slugify
 from iconicity_utils.core.constants import KINDS, PHASH_MAX_DISTANCE, STANDIN_LABEL
 from iconicity_utils.core.images import dedup_phash
 from iconicity_utils.core.io import read_table
+from iconicity_utils.demo import synthetic_references
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "data" / "snapshot" / "wikidata_demo.ttl"
@@ -49,8 +51,8 @@ def test_no_slug_can_escape_the_data_folder(make_config):
     for _ in range(3000):
         label = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         qid = f"Q{rng.randint(1, 10**9)}"
-        slug = col.slugify(label, qid)
-        assert ri.SLUG_RE.fullmatch(slug) and len(slug) <= col.SLUG_MAX + len(qid) + 1, (label, slug)
+        slug = slugify(label, qid)
+        assert SLUG_RE.fullmatch(slug) and len(slug) <= SLUG_MAX + len(qid) + 1, (label, slug)
         for kind in KINDS:
             folder = ri.reference_dir_checked(cfg, kind, slug).resolve()
             assert folder.parent.parent.parent == data and folder.name == slug
@@ -108,11 +110,15 @@ def test_dedup_threshold_is_inclusive(tmp_path):
 def test_synthetic_stills_give_dedup_exactly_one_near_duplicate(make_config, tmp_path):
     cfg = make_config()
     row = {"slug": "the_godfather", "label_clean": "The Godfather", "qid": "Q47703"}
-    paths = ri._write_synthetic_stills(cfg, row, tmp_path, min_distance=PHASH_MAX_DISTANCE + 4)
+    paths = synthetic_references.write_synthetic_stills(
+        cfg, row, tmp_path, min_distance=PHASH_MAX_DISTANCE + 4
+    )
     result = dedup_phash(paths, threshold=PHASH_MAX_DISTANCE)
     assert [p.name for p in result.removed[0][:2]] == ["still_01_recompressed.jpg", "still_01.png"]
-    assert result.n_kept == ri.SYNTHETIC_STILLS and result.n_removed == 1
-    again = ri._write_synthetic_stills(cfg, row, tmp_path / "again", min_distance=PHASH_MAX_DISTANCE + 4)
+    assert result.n_kept == synthetic_references.SYNTHETIC_STILLS and result.n_removed == 1
+    again = synthetic_references.write_synthetic_stills(
+        cfg, row, tmp_path / "again", min_distance=PHASH_MAX_DISTANCE + 4
+    )
     assert [p.read_bytes() for p in paths[:-1]] == [p.read_bytes() for p in again[:-1]]  # deterministic
     with Image.open(paths[0]) as im:
         assert "stand-in" in im.text["iconicity:standin"]
@@ -157,7 +163,7 @@ def test_demo_reference_images(demo_run):
 
 
 def _png_bytes(seed: int) -> bytes:
-    image = ri.synthetic_image(seed, seed + 1, (64, 80))
+    image = synthetic_references.synthetic_image(seed, seed + 1, (64, 80))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
