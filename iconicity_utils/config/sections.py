@@ -52,7 +52,7 @@ CORRELATE_OUTCOMES = ("cra", "crt", "vr_all")
 CAPTION_MATCHERS = ("ahocorasick_rs", "pyahocorasick")
 
 #: the User-Agent sent to Wikidata and Commons unless ``collection.http.user_agent`` says otherwise
-DEFAULT_USER_AGENT = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) SPARQLWrapper"
+DEFAULT_USER_AGENT = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) urllib3"
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class GenerationConfig(Section):
 class RetryPolicy(Section):
     """How requests are sent and retried (the ``collection.http`` section).
 
-    Used for the SPARQL endpoint and the Commons API alike (:mod:`iconicity_utils.collect.sparql`).
+    Used for the SPARQL endpoint, the Commons API and page views alike (:mod:`iconicity_utils.core.http`).
     After a 5xx, a timeout, a dropped connection or a malformed body, failed attempt ``k``
     (0-based) waits :meth:`backoff` seconds; a ``Retry-After`` (429/503) is honoured instead,
     up to ``retry_after_cap_s``.

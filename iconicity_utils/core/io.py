@@ -54,7 +54,7 @@ TRACKED_PACKAGES = (
     "numpy",
     "pandas",
     "pillow",
-    "SPARQLWrapper",
+    "urllib3",
     "imagehash",
 )
 
