@@ -180,7 +180,7 @@ def child(config: str, threads: int, rescore: bool) -> dict:
     out["package"] = str(Path(iconicity_utils.__file__).parent)
     out["cache_bytes"] = {
         d.relative_to(cache).parts[0] + "/" + d.name.split("@")[0]: sum(
-            f.stat().st_size for f in d.glob("*.npz")
+            f.stat().st_size for f in d.rglob("*") if f.is_file()
         )
         for d in cache.glob("*/*")
         if d.is_dir()
@@ -216,10 +216,13 @@ def _checked_package(result: dict, pythonpath: Path | None) -> dict:
 PAPER_CELLS = (16, 768)
 
 
-def build_store(folder: Path, n_images: int, flush: int = 256) -> list[str]:
-    """``n_images`` random unit cell features in shards of ``flush`` images (unicode keys: the
-    format both engines read)."""
+def build_store(folder: Path, n_images: int, flush: int = 256, legacy: bool = False) -> list[str]:
+    """``n_images`` random unit cell features in shards of ``flush`` images: shard folders of
+    ``.npy`` files (this engine, :func:`~iconicity_utils.score.store.write_shard`), or ``legacy``
+    single-file ``.npz`` shards with unicode keys (the earlier engine's format)."""
     import numpy as np
+
+    from iconicity_utils.score.store import write_shard
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -227,7 +230,10 @@ def build_store(folder: Path, n_images: int, flush: int = 256) -> list[str]:
     for start in range(0, n_images, flush):
         v = rng.standard_normal((min(flush, n_images - start), *PAPER_CELLS), dtype=np.float32)
         v /= np.linalg.norm(v, axis=-1, keepdims=True)
-        np.savez(folder / f"part-{start:08d}.npz", keys=np.array(keys[start : start + flush]), values=v)
+        if legacy:
+            np.savez(folder / f"part-{start:08d}.npz", keys=np.array(keys[start : start + flush]), values=v)
+        else:
+            write_shard(folder / f"part-{start:08d}", keys[start : start + flush], v)
     return keys
 
 
@@ -235,7 +241,10 @@ def store_child(folder: str, n_images: int) -> dict:
     """Open the store and read it group by group (50 images against 1 reference), as scoring does."""
     import numpy as np
 
-    from iconicity_utils.score.features import FeatureStore
+    try:
+        from iconicity_utils.score.store import FeatureStore
+    except ImportError:  # the earlier engine
+        from iconicity_utils.score.features import FeatureStore
 
     rss0 = _status("VmRSS")
     _reset_peak()
@@ -411,11 +420,13 @@ def main(argv=None) -> int:
             folder = tmp / f"store{n}"
             build_store(folder, n)
             records["store"][n] = {"this": run_store_child(folder, n, None)}
-            if base_pkg is not None:
-                records["store"][n]["baseline"] = run_store_child(folder, n, base_pkg)
-            records["store"][n]["disk"] = sum(f.stat().st_size for f in folder.glob("*.npz"))
-            print(f"store n={n}: {records['store'][n]}", flush=True)
+            records["store"][n]["disk"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             shutil.rmtree(folder)
+            if base_pkg is not None:  # the earlier engine reads its own format
+                build_store(folder, n, legacy=True)
+                records["store"][n]["baseline"] = run_store_child(folder, n, base_pkg)
+                shutil.rmtree(folder)
+            print(f"store n={n}: {records['store'][n]}", flush=True)
         for dtype in ("float32", "float16"):
             cfg = demo_config(tmp / "demo", dtype, dtype)
             if cfg is not None:

@@ -9,7 +9,8 @@ from scoring_fixtures import photo
 
 from iconicity_utils.registry import Registry
 from iconicity_utils.registry.encoders import load_encoder
-from iconicity_utils.score.features import FeatureSpec, FeatureStore, content_hash, extract
+from iconicity_utils.score.features import FeatureSpec, content_hash, extract
+from iconicity_utils.score.store import FeatureStore
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,10 @@ def test_store_keeps_flushed_shards_and_names_a_damaged_one(tmp_path):
     again = FeatureStore(tmp_path / "s")
     assert "a" in again and "b" not in again
     np.testing.assert_array_equal(again.get("a"), np.arange(3))
-    next((tmp_path / "s").glob("part-*.npz")).write_bytes(b"junk")
-    with pytest.raises(ValueError, match=r"part-.*\.npz is unreadable"):
+    shard = next((tmp_path / "s").glob("part-*"))
+    assert sorted(f.name for f in shard.iterdir()) == ["keys.npy", "values.npy"]  # plain .npy files
+    (shard / "values.npy").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"part-[0-9a-f]{32} is unreadable"):
         FeatureStore(tmp_path / "s")
 
 
@@ -78,7 +81,7 @@ def _values(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def test_store_reads_values_from_disk_and_sees_other_writers(tmp_path, monkeypatch):
-    import iconicity_utils.score.features as feat
+    import iconicity_utils.score.store as store_module
 
     a, b = FeatureStore(tmp_path / "s", tag="p0"), FeatureStore(tmp_path / "s", tag="p1")
     va, vb = _values(5, seed=1), _values(3, seed=2)
@@ -100,8 +103,9 @@ def test_store_reads_values_from_disk_and_sees_other_writers(tmp_path, monkeypat
     # the pre-existing format (keys as a unicode array) is still read
     np.savez(tmp_path / "s" / "part-old.npz", keys=np.array(["old"]), values=_values(1, seed=3))
     np.testing.assert_array_equal(FeatureStore(tmp_path / "s").get("old"), _values(1, seed=3)[0])
+    assert not list((tmp_path / "s").glob("*.npz")) and (tmp_path / "s" / "part-old" / "values.npy").is_file()
     # merging: only the small shards a writer wrote itself, while others may still write
-    monkeypatch.setattr(feat, "SHARD_TARGET_BYTES", 1 << 20)
+    monkeypatch.setattr(store_module, "SHARD_TARGET_BYTES", 1 << 20)
     c = FeatureStore(tmp_path / "m", max_shards=3, tag="p0")
     other = FeatureStore(tmp_path / "m", tag="p1")
     other.put("x", va[0])

@@ -413,7 +413,7 @@ def test_command_line(folders, tmp_path, study):
         == 2
     )
     help_text = subprocess.run(
-        [sys.executable, "-m", "iconicity_utils.score.scoring", "--help"],
+        [sys.executable, "-m", "iconicity_utils", "score", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -27,7 +27,7 @@ from iconicity_utils.core.launch import launch_command
 from iconicity_utils.registry import Registry
 from iconicity_utils.registry.encoders import load_encoder
 from iconicity_utils.score import scoring
-from iconicity_utils.score.features import FeatureStore
+from iconicity_utils.score.store import FeatureStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLES = (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL, scoring.SKIPPED)
@@ -120,7 +120,7 @@ def test_two_processes_give_the_tables_of_one(study, one):
     assert got[scoring.PER_IMAGE].attrs["provenance"]["num_processes"] == 2
     # each process wrote its own shards into the shared cache
     cells = next((configs["two"].path("cache") / "features" / "tiny-dino").glob("cells-crop-*"))
-    assert {p.name.split("-")[1] for p in cells.glob("part-*.npz")} == {"p0", "p1"}
+    assert {p.name.split("-")[1] for p in cells.glob("part-*")} == {"p0", "p1"}
 
 
 def _store_keys(cache: Path) -> list[set[str]]:
@@ -140,7 +140,7 @@ def test_a_run_killed_with_sigkill_resumes_without_recomputing(study, one, encod
     )
     deadline = time.monotonic() + 120
     try:
-        while len(list(cells.glob("cells-crop-*/part-*.npz"))) < 4:  # the 4th block under way
+        while len(list(cells.glob("cells-crop-*/part-*"))) < 4:  # the 4th block under way
             assert proc.poll() is None, (
                 f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
             )

@@ -18,6 +18,8 @@ from iconicity_utils.metrics.realization import cell_mode_agreement, crt, vi_ove
 from iconicity_utils.metrics.recognition import check_comparison
 
 __all__ = [
+    "PER_REFERENCE",
+    "PER_MODEL",
     "PER_REFERENCE_COLUMNS",
     "MODEL_METRICS",
     "aggregate_references",
@@ -30,6 +32,11 @@ __all__ = [
     "comparison_choices",
     "model_table_wide",
 ]
+
+#: the per-reference table's file name (one row per scored (model, variant, reference))
+PER_REFERENCE = "scores_per_reference.parquet"
+#: the per-model table's file name (per (model, variant, kind) and metric, with a bootstrap CI)
+PER_MODEL = "scores_per_model.parquet"
 
 #: model-level metrics: mean over references of each per-reference column
 MODEL_METRICS = ("cra", "vi_mean", "crt", "vr_all", "consistency")
