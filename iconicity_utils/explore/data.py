@@ -1,7 +1,7 @@
 """Loading a results folder for the explorer: the score tables, the image-path resolver, the titles.
 
 :func:`load_results` reads any results folder (a demo run, a real run, or the output of
-:func:`~iconicity_utils.score.scoring.score_folders`; image paths relative to the project root or
+:func:`~iconicity_utils.score.score_folders`; image paths relative to the project root or
 absolute) into a :class:`Results`, narrowed to the columns the explorer shows and re-thresholds.
 """
 
@@ -18,7 +18,8 @@ from iconicity_utils.config.notebook import resolve_config_path
 from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.core.io import read_table
 from iconicity_utils.registry import PROJECT_ROOT
-from iconicity_utils.score.scoring import PER_IMAGE, PER_MODEL, PER_REFERENCE
+from iconicity_utils.score.tables import PER_MODEL, PER_REFERENCE
+from iconicity_utils.score.writer import PER_IMAGE
 
 __all__ = [
     "FEATURES",
@@ -153,7 +154,7 @@ def load_results(config=None, results=None) -> Results:
         config: a study config (object or path) or None.  With a config, stored image paths are
             resolved with ``cfg.absolute`` and titles come from its references table.
         results: the folder holding ``scores_per_image.parquet`` (default: the config's results
-            folder); e.g. the ``out_dir`` of :func:`~iconicity_utils.score.scoring.score_folders`.
+            folder); e.g. the ``out_dir`` of :func:`~iconicity_utils.score.score_folders`.
 
     Raises:
         FileNotFoundError: no per-image table in the folder (says how to make one).
@@ -193,7 +194,7 @@ def _read_per_image(path: Path):
         raise FileNotFoundError(
             f"no score tables to explore: {path} not found.  Score a study with notebooks 03-04 "
             "(./run_all.sh --config ...), or your own folders with "
-            "iconicity_utils.score.scoring.score_folders(..., out_dir=FOLDER)."
+            "iconicity_utils.score.score_folders(..., out_dir=FOLDER)."
         )
     per_image = read_table(path)
     lacking = [c for c in REQUIRED if c not in per_image.columns]

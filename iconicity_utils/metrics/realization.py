@@ -36,7 +36,7 @@ recognised; 0 when none is).
 the mean pairwise CLIP cosine among a reference's n generations.
 
 This module only computes: cell embeddings or per-cell maxima in, scores out.  Images are cut and
-embedded by the scoring front doors (:mod:`iconicity_utils.score.scoring`) through one cached engine.
+embedded by the scoring front doors (:mod:`iconicity_utils.score`) through one cached engine.
 """
 
 from __future__ import annotations

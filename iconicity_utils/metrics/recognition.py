@@ -20,8 +20,8 @@ the CLIP image encoder :math:`f` (L2-normalised embeddings; docs/method.md §3.2
 Every image keeps its row (also those that fail), so the denominator ``n`` is never lost.
 
 This module only computes: embeddings in, scores out, in the functional style of torchmetrics.
-Images are embedded by the scoring front doors (:func:`iconicity_utils.score.scoring.score`,
-:func:`~iconicity_utils.score.scoring.score_folders`, :func:`~iconicity_utils.score.scoring.score_images`),
+Images are embedded by the scoring front doors (:func:`iconicity_utils.score.score`,
+:func:`~iconicity_utils.score.score_folders`, :func:`~iconicity_utils.score.score_images`),
 which all run through one cached feature engine.
 
 Example:
