@@ -17,7 +17,7 @@ from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.core.io import read_table
 from iconicity_utils.perturb import figures as figs
 from iconicity_utils.perturb import perturbation as pt
-from iconicity_utils.perturb import variants as pv
+from iconicity_utils.perturb import prompts as pv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,8 @@ import yaml
 from fake_hub import FakeHub, Repo, commit
 
 from iconicity_utils.config import load_config
-from iconicity_utils.pipeline import preflight
+from iconicity_utils.demo.standins import build_captioner_standins
+from iconicity_utils.pipeline import preflight, preflight_system
 from iconicity_utils.pipeline.preflight import FAIL, OK, UNCHECKED, WARN, estimate_disk, run_preflight
 from iconicity_utils.registry import Registry, lock_path, write_lock
 
@@ -284,7 +285,7 @@ def test_disk_estimate_and_check(monkeypatch, make_config, repo_root):
     assert est["generated_png"] > 40 * GiB  # 1024 px images dominate
     cfg = make_config("pfdisk")
     usage = SimpleNamespace(total=10 * GiB, used=0, free=1024)
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: usage)
+    monkeypatch.setattr(preflight_system.shutil, "disk_usage", lambda p: usage)
     report = run_preflight(cfg, checks=("disk",))
     assert report.of("disk")[0].status == FAIL and "needs ≈" in report.of("disk")[0].detail
     usage.free = 100 * GiB
@@ -337,3 +338,45 @@ def test_lock_row(make_config, standins):
     lock_path(cfg.source).write_text(yaml.safe_dump(data))
     report = run_preflight(cfg, checks=("lock",))
     assert report.of("lock")[0].status == FAIL and "lacks model 'tiny-sd-b'" in report.of("lock")[0].detail
+
+
+def test_the_captioner_of_a_study_has_its_rows(tmp_path, hub_cache_dir, standins):
+    """The captioner of the literal prompts is checked like a model: hub access, and its weights file
+    at the resolved commit (a stand-in: on disk)."""
+    root = tmp_path / "project" / "configs"
+    root.mkdir(parents=True)
+    real = yaml.safe_load((REPO_ROOT / "configs" / "captioners.yaml").read_text())["captioners"]
+    captioners = {"cap": {"source": "t/cap"}, "cap-empty": {"source": "t/cap-empty"}}
+    (root / "captioners.yaml").write_text(
+        yaml.safe_dump({"captioners": {**captioners, "tiny-captioner": real["tiny-captioner"]}})
+    )
+    repos = {
+        "t/m": Repo(
+            commit("m"), {"model_index.json": _index(), "unet/diffusion_pytorch_model.safetensors": b"w"}
+        ),
+        "t/cap": Repo(commit("cap"), {"config.json": b"{}", "model.safetensors": b"c"}),
+        "t/cap-empty": Repo(commit("capx"), {"config.json": b"{}"}),
+    }
+    cfg = _hub_study(
+        tmp_path,
+        {"m": {"source": "t/m"}},
+        {},
+        ["m"],
+        perturbation={"literal_source": "captioner", "captioner": "cap"},
+    )
+    with FakeHub(repos) as hub:
+        report = run_preflight(cfg, endpoint=hub.endpoint, checks=("models",))
+        access, config = _rows(report, "hub access"), _rows(report, "config")
+        assert access["cap"][0] == OK and "not gated" in access["cap"][1]
+        assert config["cap"][0] == OK and f"model.safetensors at {commit('cap')[:12]}" in config["cap"][1]
+        empty = cfg.with_overrides(perturbation={"captioner": "cap-empty"})
+        config = _rows(run_preflight(empty, endpoint=hub.endpoint, checks=("models",)), "config")
+        assert config["cap-empty"][0] == FAIL and "none of ['model.safetensors'" in config["cap-empty"][1]
+    build_captioner_standins(cfg)
+    standin = _rows(
+        run_preflight(cfg.with_overrides(perturbation={"captioner": "tiny-captioner"}), checks=("models",)),
+        "config",
+    )
+    assert standin["tiny-captioner"][0] == OK and standin["tiny-captioner"][1].startswith("sha256:")
+    wikidata = cfg.with_overrides(perturbation={"literal_source": "wikidata"})
+    assert "cap" not in _rows(run_preflight(wikidata, offline=True, checks=("models",)), "config")

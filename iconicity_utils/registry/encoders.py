@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from iconicity_utils.core.constants import POOLS, PRECISIONS
-from iconicity_utils.registry import EncoderSpec, Registry, file_sha256, is_local
+from iconicity_utils.registry.revisions import content_digest
+from iconicity_utils.registry.specs import EncoderSpec, Registry, is_local
 
 __all__ = [
     "Encoder",
@@ -53,7 +54,6 @@ __all__ = [
     "embed_images",
     "hf_clip_image_features",
     "pool_tokens",
-    "file_digest",
 ]
 
 
@@ -63,27 +63,6 @@ class EncoderLoadError(RuntimeError):
 
 class EncoderError(RuntimeError):
     """An encoder failed while embedding; the message names the encoder and the images."""
-
-
-# --------------------------------------------------------------------------------------------
-# Weights fingerprints (cache keys)
-# --------------------------------------------------------------------------------------------
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (:func:`iconicity_utils.registry.file_sha256`, memoised)."""
-    return file_sha256(path)
-
-
-def _path_digest(path: Path) -> str:
-    """Digest of a file, or of every file (names and bytes) under a folder."""
-    if path.is_file():
-        return file_digest(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f.relative_to(path).as_posix().encode())
-        h.update(file_digest(f).encode())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +282,7 @@ def encoder_weights(spec: EncoderSpec, registry: Registry) -> str | None:
         if not path.is_file():
             raise EncoderLoadError(
                 f"stand-in encoder {spec.name!r} has not been built at {path}; "
-                "run `python -m iconicity_utils.demo.standins --config <config>` (run_all.sh does this)"
+                "run `python -m iconicity_utils demo --config <config>` (run_all.sh does this)"
             )
         return str(path)
     if spec.backend == "sscd":
@@ -404,7 +383,8 @@ def _versions() -> dict[str, str | None]:
 def _fingerprint(spec: EncoderSpec, registry: Registry, weights: str | None, precision: str) -> str:
     """Hash of what decides the embeddings, computed without loading the model.
 
-    Local weights (a checkpoint, a TorchScript file, an hf-clip folder) are hashed by content; hub
+    Local weights (a checkpoint, a TorchScript file, an hf-clip folder) are hashed by content
+    (:func:`~iconicity_utils.registry.revisions.content_digest`, as the lock and provenance); hub
     weights by id, tag and revision.  The architecture config folder (open_clip
     ``model_config_dir``), the registry fields that shape the model and its preprocessing
     (``model_kwargs``, ``image_size``), the precision and the versions of the packages that build
@@ -412,12 +392,12 @@ def _fingerprint(spec: EncoderSpec, registry: Registry, weights: str | None, pre
     """
     local = None
     if weights and os.path.exists(weights):
-        local = _path_digest(Path(weights))
+        local = content_digest(Path(weights))
     elif spec.backend == "hf-clip" and spec.source and os.path.exists(registry.resolve_path(spec.source)):
-        local = _path_digest(Path(registry.resolve_path(spec.source)))
+        local = content_digest(Path(registry.resolve_path(spec.source)))
     config_dir = None
     if spec.model_config_dir and os.path.exists(registry.resolve_path(spec.model_config_dir)):
-        config_dir = _path_digest(Path(registry.resolve_path(spec.model_config_dir)))
+        config_dir = content_digest(Path(registry.resolve_path(spec.model_config_dir)))
     blob = json.dumps(
         {
             "backend": spec.backend,

@@ -1,0 +1,217 @@
+"""Stage 05's prompts table: every selected reference's title, synonym and literal prompts.
+
+:func:`build_prompts` builds it (written to :func:`prompts_path`): ``title``, ``synonym``
+(:mod:`~iconicity_utils.perturb.synonyms`, WordNet 3.0) and ``literal``
+(:mod:`~iconicity_utils.perturb.literal`) prompts, the leak check
+(:mod:`~iconicity_utils.perturb.leaks`) and the CLIP text distance to the title
+(:mod:`~iconicity_utils.perturb.distance`).  The rules are docs/method.md §5.1-5.2.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.generate.generation import BASE_VARIANT
+from iconicity_utils.perturb.distance import add_text_distance
+from iconicity_utils.perturb.leaks import find_leaks, leak_words
+from iconicity_utils.perturb.literal import literal_rows
+from iconicity_utils.perturb.synonyms import synonym_variants
+from iconicity_utils.perturb.wordnet import load_wordnet, wordnet_source
+from iconicity_utils.registry import is_standin_config
+
+if TYPE_CHECKING:
+    from iconicity_utils.config import StudyConfig
+
+__all__ = [
+    "PROMPTS_TABLE",
+    "PROMPT_COLUMNS",
+    "prompts_path",
+    "variant_names",
+    "select_references",
+    "build_prompts",
+    "write_stage_table",
+]
+
+#: the prompts table, under the data root
+PROMPTS_TABLE = "prompts.parquet"
+#: the prompts table's columns, in order
+PROMPT_COLUMNS = [
+    "slug", "kind", "title", "variant", "prompt", "status", "source", "method", "reason", "leak",
+    "leak_words", "in_comparison", "standin", "text_encoder", "text_cosine", "text_distance",
+]  # fmt: skip
+
+
+def prompts_path(cfg: StudyConfig) -> Path:
+    """``<data>/processed/prompts.parquet``."""
+    return cfg.path("data", "processed", PROMPTS_TABLE)
+
+
+def variant_names(cfg: StudyConfig) -> list[str]:
+    """The variant names of the prompts table: ``title``, ``synonym`` [``synonym-2`` ...], ``literal``."""
+    names = []
+    for v in cfg.perturbation.variants:
+        if v == "synonym":
+            names += ["synonym"] + [f"synonym-{k}" for k in range(2, cfg.perturbation.n_synonyms + 1)]
+        else:
+            names.append(v)
+    return names
+
+
+def select_references(cfg: StudyConfig, refs: pd.DataFrame) -> pd.DataFrame:
+    """The references stage 05 perturbs: ``perturbation.slugs`` (table order), or the first
+    ``max_references`` (ceil(m/2) static and floor(m/2) dynamic in the table's order, the other
+    kind filling in when one runs short), or all.
+
+    Raises:
+        ValueError: a slug of ``perturbation.slugs`` is not in the references table.
+    """
+    p = cfg.perturbation
+    if p.slugs is not None:
+        unknown = [s for s in p.slugs if s not in set(refs["slug"])]
+        if unknown:
+            raise ValueError(
+                f"{cfg.source}: perturbation.slugs {unknown} are not in the references table {cfg.references_table}"
+            )
+        return refs[refs["slug"].isin(p.slugs)].reset_index(drop=True)
+    if p.max_references is None:
+        return refs.reset_index(drop=True)
+    static, dynamic = refs[refs["kind"] == "static"], refs[refs["kind"] != "static"]
+    m = p.max_references
+    n_dynamic = min(len(dynamic), m - min(len(static), math.ceil(m / 2)))
+    n_static = min(len(static), m - n_dynamic)
+    return pd.concat([static.head(n_static), dynamic.head(n_dynamic)]).reset_index(drop=True)
+
+
+def _references(cfg: StudyConfig) -> pd.DataFrame:
+    refs = read_table(cfg.references_table)
+    lacking = [c for c in ("slug", "kind", "label_clean") if c not in refs.columns]
+    if lacking:
+        raise ValueError(f"{cfg.references_table}: references table lacks column(s) {lacking}")
+    for col in ("creator", "depicts", "genre", "main_subject", "class_qid"):
+        if col not in refs.columns:
+            refs[col] = None
+    return refs
+
+
+def _title_and_synonym_rows(
+    cfg: StudyConfig, refs: pd.DataFrame, names: list[str], wn
+) -> list[dict[str, Any]]:
+    """The ``title`` row and the ``synonym`` rows of every reference, in the table's order."""
+    p = cfg.perturbation
+    wn_source = wordnet_source(wn) if wn is not None else None
+    synonyms = [n for n in names if n.startswith("synonym")]
+    rows: list[dict[str, Any]] = []
+    for r in refs.itertuples(index=False):
+        rows.append(
+            {"slug": r.slug, "variant": BASE_VARIANT, "prompt": r.label_clean, "source": "title (label_clean)",
+             "method": "the bare title", "reason": ""}
+        )  # fmt: skip
+        if "synonym" in p.variants:
+            made = synonym_variants(
+                r.label_clean, wn, n=p.n_synonyms, proper_names=p.proper_names, creator=r.creator
+            )
+            for name, v in zip(synonyms, made, strict=True):
+                rows.append(
+                    {"slug": r.slug, "variant": name, "prompt": v.prompt, "source": wn_source,
+                     "method": v.method, "reason": v.reason}
+                )  # fmt: skip
+    return rows
+
+
+def _leaks(cfg: StudyConfig, df: pd.DataFrame, base: dict[str, Any], wn) -> list[list[str]]:
+    """The leaking words of every row (none for titles and missing prompts)."""
+    p = cfg.perturbation
+    leaks = []
+    for row in df.itertuples(index=False):
+        if row.variant == BASE_VARIANT or row.status != "ok":
+            leaks.append([])
+            continue
+        words = leak_words(row.title, base[row.slug].creator, mode=p.leak_words, max_zipf=p.leak_max_zipf)
+        leaks.append(find_leaks(row.prompt, words, wn))
+    return leaks
+
+
+def _in_table_order(df: pd.DataFrame, names: list[str], base: dict[str, Any]) -> pd.DataFrame:
+    """Rows by reference (selection order), then variant (:func:`variant_names` order)."""
+    order = {name: i for i, name in enumerate(names)}
+    df["_order"] = [order[v] for v in df["variant"]]
+    position = {slug: i for i, slug in enumerate(base)}
+    df["_ref"] = [position[s] for s in df["slug"]]
+    return df.sort_values(["_ref", "_order"], kind="stable").drop(columns=["_order", "_ref"])
+
+
+def build_prompts(
+    cfg: StudyConfig,
+    *,
+    write: bool = True,
+    text_distance: bool = True,
+    references: pd.DataFrame | None = None,
+    wordnet=None,
+) -> pd.DataFrame:
+    """The prompts table of stage 05 (columns :data:`PROMPT_COLUMNS`), written to :func:`prompts_path`.
+
+    One row per selected reference (:func:`select_references`) and variant (:func:`variant_names`):
+    the prompt (None when missing), ``status`` (``ok`` / ``missing``), ``source`` (WordNet, Wikidata,
+    the captioner, the CSV), ``method`` (how it was made: the replaced words and senses, the template
+    and labels, the captioned image, the CSV line), ``reason`` (why missing), the leak flag and the
+    leaking words, ``in_comparison`` (ok, and not leaking unless ``exclude_leaks`` is off),
+    ``standin`` (made by a random-weight stand-in captioner) and the CLIP text cosine to the title.
+
+    Args:
+        cfg: the study config (``perturbation`` section).
+        write: write the table (atomically, with provenance; rewritten whole on every run).
+        text_distance: compute the text cosine (loads the text encoder); else NaN.
+        references: the references table (default: stage 01's).
+        wordnet: a WordNet reader (default: :func:`~iconicity_utils.perturb.wordnet.load_wordnet` on the config).
+
+    Raises:
+        :class:`~iconicity_utils.perturb.wordnet.WordNetMissingError`: WordNet is not installed (the message says how to install it).
+    """
+    p = cfg.perturbation
+    everything = references if references is not None else _references(cfg)
+    refs = select_references(cfg, everything)
+    if refs.empty:
+        raise ValueError(f"{cfg.references_table}: no reference to perturb (the references table is empty)")
+    names = variant_names(cfg)
+    wn = wordnet if wordnet is not None or names == [BASE_VARIANT] else load_wordnet(cfg)
+    base = {r.slug: r for r in refs.itertuples(index=False)}
+    rows = _title_and_synonym_rows(cfg, refs, names, wn)
+    if "literal" in p.variants:
+        rows += [{**row, "variant": "literal"} for row in literal_rows(cfg, refs, everything["slug"])]
+    df = pd.DataFrame(rows)
+    df["kind"] = [base[s].kind for s in df["slug"]]
+    df["title"] = [base[s].label_clean for s in df["slug"]]
+    df["status"] = np.where(df["prompt"].isna(), "missing", "ok")
+    df["standin"] = df["standin"].eq(True) if "standin" in df else False
+    leaks = _leaks(cfg, df, base, wn)
+    df["leak_words"] = leaks
+    df["leak"] = [bool(w) for w in leaks]
+    df["in_comparison"] = (df["status"] == "ok") & ~(df["leak"] & p.exclude_leaks)
+    df = _in_table_order(df, names, base)
+    df = add_text_distance(cfg, df) if text_distance else df.assign(text_encoder=None, text_cosine=np.nan)
+    df["text_distance"] = 1.0 - df["text_cosine"]
+    df = df[PROMPT_COLUMNS].reset_index(drop=True)
+    if write:
+        where = getattr(wn, "location", None)
+        write_stage_table(df, prompts_path(cfg), cfg, wordnet=where.describe() if where is not None else None)
+    return df
+
+
+def write_stage_table(df: pd.DataFrame, path: Path, cfg: StudyConfig, **extra: Any) -> Path:
+    """``write_table`` with the stage's provenance; rows made by a stand-in captioner carry the label
+    even when the config's models are real."""
+    df = df.copy()
+    if "standin" in df and df["standin"].any() and not is_standin_config(cfg):
+        df["note"] = np.where(df["standin"], STANDIN_LABEL, "")
+    meta = {
+        "stage": "05 perturbation",
+        "settings": cfg.section_dump("perturbation", "generation", "thresholds"),
+    }
+    return write_table(df, path, cfg, **meta, **extra)
