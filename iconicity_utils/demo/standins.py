@@ -24,7 +24,7 @@ is left alone, and a build happens in a temporary folder renamed into place when
 
 Command line::
 
-    python -m iconicity_utils.demo.standins --config configs/demo.yaml
+    python -m iconicity_utils demo --config configs/demo.yaml
 """
 
 from __future__ import annotations
