@@ -243,7 +243,7 @@ def test_fingerprint_follows_the_weights(reg, tmp_path):
     a = load_encoder("tiny-sscd", reg)
     assert load_encoder("tiny-sscd", reg).fingerprint == a.fingerprint  # stable
     assert describe_encoder("tiny-sscd", reg) == a.info  # known without loading the model
-    from iconicity_utils.demo.standins import _TinySSCD
+    from iconicity_utils.demo.tiny_encoders import TinySSCD as _TinySSCD
 
     torch.manual_seed(123)
     other = tmp_path / "other.pt"

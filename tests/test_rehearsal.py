@@ -170,7 +170,7 @@ def test_rehearsal_stand_ins_have_the_real_components(rehearsal):
 def test_t5_tokenizer_is_built_offline_and_deterministic(tmp_path):
     from transformers import AutoTokenizer
 
-    from iconicity_utils.demo.standins import t5_tokenizer
+    from iconicity_utils.demo.tokenizers import t5_tokenizer
 
     tok = t5_tokenizer()
     assert tok.get_vocab() == t5_tokenizer().get_vocab()  # constructed, not trained: the same every build

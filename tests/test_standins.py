@@ -10,6 +10,7 @@ import torch
 
 from iconicity_utils import registry
 from iconicity_utils.demo import standins as standins_module
+from iconicity_utils.demo.tokenizers import clip_tokenizer
 from iconicity_utils.registry import Registry
 from iconicity_utils.registry.encoders import EncoderLoadError, load_encoder
 
@@ -17,7 +18,7 @@ from iconicity_utils.registry.encoders import EncoderLoadError, load_encoder
 def test_tokenizer_matches_open_clip():
     import open_clip
 
-    tok = standins_module.clip_tokenizer()
+    tok = clip_tokenizer()
     text = "The Starry Night by Vincent van Gogh"
     ids = tok(text)["input_ids"]
     assert ids == [49406, 518, 30963, 930, 638, 10357, 2451, 19697, 49407]
@@ -104,7 +105,7 @@ def test_non_standin_cannot_be_built(tmp_path):
 
 
 def test_clip_tokenizer_pad_token_for_tokenizer_2():
-    tok, tok2 = standins_module.clip_tokenizer(), standins_module.clip_tokenizer(pad_token="!")
+    tok, tok2 = clip_tokenizer(), clip_tokenizer(pad_token="!")
     assert tok.pad_token == "<|endoftext|>" and tok2.pad_token == "!" and tok2.pad_token_id == 0
     text = "The Starry Night"
     assert tok(text)["input_ids"] == tok2(text)["input_ids"]  # same vocabulary, only padding differs
