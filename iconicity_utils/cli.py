@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "stage 06: count titles in a caption corpus",
     ),
     "correlates": ("iconicity_utils.correlates.cli", "main", "stage 06: correlates of recognition"),
+    "validate": (
+        "iconicity_utils.validate.cli",
+        "main",
+        "stage 08: does VR tell replication from transformation, and better than the baselines?",
+    ),
     "registry": (
         "iconicity_utils.registry.cli",
         "main",

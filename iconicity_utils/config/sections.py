@@ -38,6 +38,7 @@ __all__ = [
     "RealizationConfig",
     "RetryPolicy",
     "Thresholds",
+    "ValidationConfig",
 ]
 
 #: stage 06 per-reference features (columns of ``reference_features.parquet``; docs/method.md §6)
@@ -434,3 +435,47 @@ class PerturbationConfig(Section):
         if self.slugs is not None and (not self.slugs or len(set(self.slugs)) != len(self.slugs)):
             raise KeyProblem("slugs", f"expected a non-empty list of distinct slugs, got {self.slugs}")
         return self
+
+
+#: stage 08's edits (:data:`iconicity_utils.validate.edits.EDITS`), in the edit table's order
+VALIDATION_EDITS = (
+    "copy", "jpeg", "rescale", "crop", "hflip", "jitter", "rotate", "blur", "noise", "patch", "border",
+    "text", "shuffle", "replace", "posterize", "edges", "mirror", "collage", "zoom", "shift",
+)  # fmt: skip
+#: the real photographs that scikit-image ships (``skimage.data``, no download): stage 08's sources
+SKIMAGE_SOURCES = (
+    "astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
+    "moon", "coins", "clock", "retina",
+)  # fmt: skip
+
+
+class ValidationConfig(Section):
+    """Stage 08: known edits of real images; does VR tell replication from transformation (issue 19, notebook 08)."""
+
+    #: ``skimage.data`` photographs used as sources (each normalised to a square ``image_size``)
+    skimage_sources: list[str] = Field(default_factory=lambda: list(SKIMAGE_SOURCES))
+    #: the study's first ``max_references`` static references (stage 01) are sources too (0: none)
+    max_references: int = Field(0, ge=0)
+    #: the side of every source and edit, in pixels (a multiple of the grid's rows and columns)
+    image_size: int = Field(256, ge=16)
+    #: the edits made of every source (default: all of them)
+    edits: list[Literal[VALIDATION_EDITS]] = Field(default_factory=lambda: list(VALIDATION_EDITS))  # type: ignore[valid-type]
+    #: strengths per edit, replacing the edit's defaults (e.g. ``{jpeg: [50], replace: [0, 4, 8, 12, 16]}``)
+    strengths: dict[Literal[VALIDATION_EDITS], list[float]] = Field(default_factory=dict)  # type: ignore[valid-type]
+    #: independent pairs: each source against this many other sources (null: all others)
+    max_independent: int | None = Field(None, ge=1)
+    #: the recall at which precision is reported
+    recall: Unit = 0.9
+    #: bootstrap resamples over source images for the AUROC confidence intervals (percentile)
+    n_bootstrap: Positive = 1000
+    bootstrap_seed: int = 0
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    #: the seed of the random edits (noise, patch, shuffle, the cells that ``replace`` takes)
+    seed: int = 0
+
+    @field_validator("skimage_sources", "edits")
+    @classmethod
+    def _distinct(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicate entries in {values}")
+        return values

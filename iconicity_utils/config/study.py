@@ -46,6 +46,7 @@ from iconicity_utils.config.sections import (  # TEMP-COMPAT: CORRELATE_*, Retry
     RealizationConfig,
     RetryPolicy,  # noqa: F401
     Thresholds,
+    ValidationConfig,
 )
 from iconicity_utils.core.constants import KINDS
 from iconicity_utils.core.schema import ConfigError, Section, validate
@@ -68,6 +69,7 @@ class StudyConfig(Section):
     correlates: CorrelatesConfig = Field(default_factory=CorrelatesConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     perturbation: PerturbationConfig = Field(default_factory=PerturbationConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     #: the config file this came from (set by :func:`parse_config`, not a YAML key)
     _source: str | None = PrivateAttr(default=None)
 

@@ -49,6 +49,7 @@ from iconicity_utils.explore.tables import (
     reference_metrics,
     stored_thresholds,
 )
+from iconicity_utils.explore.validation_tab import ValidationTab
 
 __all__ = ["Explorer"]
 
@@ -62,7 +63,7 @@ class Explorer:
     do; ``ex.timings`` holds the seconds of each update.
     """
 
-    TABS = ("Gallery", "Overview", "Variants", "Features")
+    TABS = ("Gallery", "Overview", "Variants", "Features", "Validation")
 
     def __init__(self, results: Results, *, thumb_px: int = 160, bins: int = 20):
         self.results = results
@@ -145,6 +146,8 @@ class Explorer:
         )
         self.feature_plot = W.Image(format="png", layout=W.Layout(width="504px"))
         self.feature_note = W.HTML()
+        r = self.results
+        self.validation = ValidationTab(r.folder, r.resolve, standin=r.is_standin)
 
     def _tag_widgets(self) -> None:
         """Add the CSS classes that the stylesheet and the browser tests address."""
@@ -174,7 +177,8 @@ class Explorer:
             ]
         )
         features_box = W.VBox([self.feature, self.feature_note, self.feature_plot])
-        self.tabs = W.Tab(children=[self.gallery, overview_box, self.variants, features_box])
+        tabs = [self.gallery, overview_box, self.variants, features_box, self.validation.widget]
+        self.tabs = W.Tab(children=tabs)
         self.tabs.titles = self.TABS
         self.tabs.add_class("ic-tabs")
         header = W.HTML(self._header_html())
