@@ -17,7 +17,7 @@ Each size is scored in a fresh child process, which reports
 The **baseline** is the engine of a git revision (default ``HEAD``: the engine this one replaces,
 which loads every cached feature into memory and builds all per-image rows in memory), extracted
 with ``git archive`` into a temporary folder and run the same way.  The **fp16 section** scores the
-same 10^3 study with ``realization.cache_dtype: float16`` and counts the thresholded decisions that
+same 10^3 study with ``scoring.cache_dtype: float16`` and counts the thresholded decisions that
 change (CRA pass, reused cells), and does the same on the demo (``data/demo``) when it exists.
 
 Usage::

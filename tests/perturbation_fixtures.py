@@ -120,7 +120,7 @@ def make_study(folder):
         "perturbation-test",
         models=["tiny-sd-a"],
         generation={"n_images": 1, "batch_size": 4},
-        realization={"n_bootstrap": 200, "baselines": False},
+        scoring={"n_bootstrap": 200, "baselines": False},
         perturbation={"max_references": None, "n_images": 1},
     )
     make_references(cfg)

@@ -145,7 +145,7 @@ def make_folders(root: Path, models=("model_a", "model_b"), n_noise: int = 0) ->
 def study_config(root: Path, name: str = "scoring-test", **sections):
     """A demo-like study config whose data/results/figures/cache live under ``root``.
 
-    ``sections`` are merged into the YAML sections (``realization={"batch_size": 16}``); stand-ins
+    ``sections`` are merged into the YAML sections (``scoring={"batch_size": 16}``); stand-ins
     come from the repository's ``.cache/standins`` unless ``paths`` says otherwise.
     """
     return write_study_config(root, name, **sections)

@@ -178,15 +178,15 @@ def test_the_folder_scorer_scores_every_good_file_and_records_every_bad_one(case
     prov = written.attrs["provenance"]["input_check"]
     assert prov["generated_skipped"] == len(BAD) + 2 and prov["references_dropped"] == ["Persistence"]
     # the other modes: "stop" lists every problem at once; "strict" stops at the first
-    stop = cfg.with_overrides(realization={"on_bad_image": "stop"})
+    stop = cfg.with_overrides(scoring={"on_bad_image": "stop"})
     with pytest.raises(scoring.BadInputError, match="10 inputs cannot be scored") as err:
         scoring.score_folders(refdir, gendir, prompts, kind="static", config=stop, encoders=encoders)
     assert len(err.value.problems) == len(BAD) + 3
-    strict = cfg.with_overrides(realization={"on_bad_image": "strict"})
+    strict = cfg.with_overrides(scoring={"on_bad_image": "strict"})
     with pytest.raises(scoring.BadInputError, match=r"b_truncated\.png: truncated") as err:
         scoring.score_folders(refdir, gendir, prompts, kind="static", config=strict, encoders=encoders)
     assert "c_zero" not in str(err.value)
-    ref_strict = cfg.with_overrides(realization={"on_bad_reference": "strict"})
+    ref_strict = cfg.with_overrides(scoring={"on_bad_reference": "strict"})
     with pytest.raises(scoring.BadInputError, match=r"bad reference image .*Persistence.*truncated"):
         scoring.score_folders(refdir, gendir, prompts, kind="static", config=ref_strict, encoders=encoders)
 
@@ -222,9 +222,9 @@ def test_the_policies_are_named_modes(cases):
     from iconicity_utils.config import ConfigError
 
     cfg = cases[0]
-    assert (cfg.realization.on_bad_image, cfg.realization.on_bad_reference) == ("skip", "drop")
+    assert (cfg.scoring.on_bad_image, cfg.scoring.on_bad_reference) == ("skip", "drop")
     for key, value in (("on_bad_image", "ignore"), ("on_bad_reference", "skip"), ("cache_dtype", "bfloat16")):
-        with pytest.raises(ConfigError, match=rf"realization\.{key}"):
-            cfg.with_overrides(realization={key: value})
-    with pytest.raises(ConfigError, match=r"realization\.flush_every"):
-        cfg.with_overrides(realization={"flush_every": 0})
+        with pytest.raises(ConfigError, match=rf"scoring\.{key}"):
+            cfg.with_overrides(scoring={key: value})
+    with pytest.raises(ConfigError, match=r"scoring\.flush_every"):
+        cfg.with_overrides(scoring={"flush_every": 0})

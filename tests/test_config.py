@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -199,3 +201,19 @@ def test_section_dump_is_json_ready(demo_cfg):
     json.dumps(demo_cfg.section_dump())
     with pytest.raises(KeyError, match="nope"):
         demo_cfg.section_dump("nope")
+
+
+@pytest.mark.parametrize(
+    "key", ["batch_size", "num_workers", "on_bad_image", "cache_dtype", "n_bootstrap", "flush_every"]
+)
+def test_an_engine_key_under_realization_names_its_new_place(demo_cfg, tmp_path, key):
+    """The scoring engine's keys moved from realization: to scoring:; an old config stops, saying where."""
+    data = yaml.safe_load(Path(demo_cfg.source).read_text(encoding="utf-8"))
+    data["realization"][key] = data["scoring"].pop(key, 1)
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        ConfigError,
+        match=rf"old\.yaml: key 'realization\.{key}': moved to the scoring section: write it as scoring\.{key}",
+    ):
+        load_config(path)

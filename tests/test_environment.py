@@ -51,4 +51,7 @@ def test_demo_only_packages_are_not_runtime_dependencies(repo_root):
     data = tomllib.loads((repo_root / "pyproject.toml").read_text())
     runtime = {_norm(r)[0] for r in data["project"]["dependencies"]}
     assert not runtime & {"oxigraph", "pyoxigraph", "duckdb"}
-    assert {_norm(r)[0] for r in data["project"]["optional-dependencies"]["demo"]} == {"oxigraph", "pyoxigraph"}
+    assert {_norm(r)[0] for r in data["project"]["optional-dependencies"]["demo"]} == {
+        "oxigraph",
+        "pyoxigraph",
+    }

@@ -428,7 +428,7 @@ def test_paths_resolve_through_the_config_or_as_stored(tmp_path):
         thresholds=None,
         absolute=lambda stored: root / stored,
         references_table=root / "none.parquet",
-        realization=SimpleNamespace(n_bootstrap=100, bootstrap_seed=0),
+        scoring=SimpleNamespace(n_bootstrap=100, bootstrap_seed=0),
         results_dir=folder,
     )
     res = data.load_results(cfg)  # the config's results folder
@@ -485,7 +485,7 @@ def test_folder_scorer_output_exact_copy_is_all_pink(tmp_path, standins, demo_cf
     from iconicity_utils.score import scoring
 
     refdir, gendir, prompts = sf.make_folders(tmp_path)
-    cfg = demo_cfg.with_overrides(realization={"n_bootstrap": 100})
+    cfg = demo_cfg.with_overrides(scoring={"n_bootstrap": 100})
     scoring.score_folders(
         refdir,
         gendir,

@@ -95,7 +95,7 @@ def study(served_root, standins):
 
     from iconicity_utils.score import scoring
 
-    cfg = sf.study_config(served_root / "browser-study", realization={"n_bootstrap": 200})
+    cfg = sf.study_config(served_root / "browser-study", scoring={"n_bootstrap": 200})
     sf.make_study(cfg)
     result = scoring.score(cfg)
     return cfg, result.per_image

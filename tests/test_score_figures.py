@@ -32,7 +32,7 @@ def test_reuse_overlay_tints_reused_cells_pink_and_the_rest_green():
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, standins):
-    cfg = sf.study_config(tmp_path_factory.mktemp("figs"), realization={"n_bootstrap": 200})
+    cfg = sf.study_config(tmp_path_factory.mktemp("figs"), scoring={"n_bootstrap": 200})
     sf.make_study(cfg)
     return cfg, scoring.score(cfg, write=False)
 

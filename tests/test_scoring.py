@@ -219,7 +219,7 @@ def test_cell_mode_comparison_on_the_same_images(study):
 
 
 def test_a_stopped_run_resumes_and_keeps_what_it_computed(tmp_path, standins, monkeypatch, study):
-    cfg = sf.study_config(tmp_path, realization={"batch_size": 16, "flush_every": 2})
+    cfg = sf.study_config(tmp_path, scoring={"batch_size": 16, "flush_every": 2})
     sf.make_study(cfg)
     encoders = load_all(cfg)
     dino = encoders["tiny-dino"]
@@ -262,7 +262,7 @@ def test_bad_inputs_are_named(tmp_path, standins):
     write_table(manifest, cfg.generations_manifest, cfg)
     victim = cfg.absolute(manifest["path"].iloc[4])
     victim.write_bytes(b"not a png")
-    strict = cfg.with_overrides(realization={"on_bad_image": "strict"})
+    strict = cfg.with_overrides(scoring={"on_bad_image": "strict"})
     with pytest.raises(scoring.BadInputError, match=rf"{victim.name}: not_an_image.*on_bad_image = 'strict'"):
         scoring.score(strict)
     victim.unlink()
@@ -271,7 +271,7 @@ def test_bad_inputs_are_named(tmp_path, standins):
     assert not (cfg.results_dir / scoring.PER_IMAGE).exists()  # nothing is written when stopping
     shutil.rmtree(cfg.reference_dir("static", "starry_night"))
     cfg.reference_dir("static", "starry_night").mkdir()
-    stop = cfg.with_overrides(realization={"on_bad_image": "stop", "on_bad_reference": "stop"})
+    stop = cfg.with_overrides(scoring={"on_bad_image": "stop", "on_bad_reference": "stop"})
     with pytest.raises(scoring.BadInputError, match=r"(?s)8 inputs.*starry_night.*missing") as err:
         scoring.score(stop)  # every problem listed at once: the reference, its 6 images, the victim
     assert sorted(err.value.problems["reason"]) == ["missing"] * 2 + ["reference_dropped"] * 6
@@ -429,7 +429,7 @@ def test_command_line(folders, tmp_path, study):
 
 @pytest.fixture(scope="module")
 def few(tmp_path_factory, standins):
-    cfg = sf.study_config(tmp_path_factory.mktemp("few"), realization={"baselines": False})
+    cfg = sf.study_config(tmp_path_factory.mktemp("few"), scoring={"baselines": False})
     return cfg, load_all(cfg)
 
 

@@ -60,7 +60,7 @@ def study(tmp_path_factory, standins):
     configs = {}
     for run in ("one", "two", "killed"):
         paths = {"results": str(root / run / "results"), "cache": str(root / run / "cache")}
-        cfg = sf.study_config(root, name=run, realization={"flush_every": FLUSH}, paths=paths)
+        cfg = sf.study_config(root, name=run, scoring={"flush_every": FLUSH}, paths=paths)
         write_table(manifest, cfg.generations_manifest, cfg)
         configs[run] = cfg
     return configs, manifest

@@ -24,7 +24,7 @@ def test_notebooks_03_and_04_run_on_a_study(tmp_path, standins):
     import nbformat
     import papermill as pm
 
-    cfg = sf.study_config(tmp_path, realization={"n_bootstrap": 200})
+    cfg = sf.study_config(tmp_path, scoring={"n_bootstrap": 200})
     sf.make_study(cfg)
     for book in ("03_recognition", "04_realization"):
         out = tmp_path / f"{book}.ipynb"

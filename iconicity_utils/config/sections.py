@@ -6,7 +6,7 @@ their defaults (:mod:`iconicity_utils.core.constants`).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -37,6 +37,7 @@ __all__ = [
     "PerturbationConfig",
     "RealizationConfig",
     "RetryPolicy",
+    "ScoringConfig",
     "Thresholds",
     "ValidationConfig",
 ]
@@ -71,8 +72,15 @@ class Thresholds(Section):
     comparison: Literal[COMPARISONS] = COMPARISONS[0]  # type: ignore[valid-type]
 
 
+#: the keys that moved from ``realization:`` to ``scoring:`` (named in the error an old config gets)
+MOVED_TO_SCORING = (
+    "batch_size", "num_workers", "baselines", "ssim_size", "n_bootstrap", "bootstrap_seed",
+    "on_bad_image", "on_bad_reference", "cache_dtype", "flush_every",
+)  # fmt: skip
+
+
 class RealizationConfig(Section):
-    """How Visual Reuse cuts and embeds cells (docs/method.md §3.3)."""
+    """How Visual Reuse cuts and embeds cells (docs/method.md §3.3): the method, not the engine."""
 
     #: ``(rows, cols)``; written as a list of two integers in YAML
     grid: Annotated[tuple[Positive, Positive], fixed_length(2)] = GRID
@@ -80,12 +88,27 @@ class RealizationConfig(Section):
     cells: Literal[CELL_MODES] = CELL_MODES[0]  # type: ignore[valid-type]
     #: ``"mean_all"`` averages every token of ``forward_features`` (authors' script); ``"cls"`` takes CLS.
     pool: Literal[POOLS] = POOLS[0]  # type: ignore[valid-type]
+    #: at most this many generated images per (model, variant, reference), in index / file-name order
+    k_gen: Positive = K_GEN
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in MOVED_TO_SCORING:
+                if key in data:
+                    raise KeyProblem(key, f"moved to the scoring section: write it as scoring.{key}")
+        return data
+
+
+class ScoringConfig(Section):
+    """How the scoring engine runs (stages 03-04; docs/method.md §3.8, §9): batches, workers, the
+    feature cache, bad inputs, the baselines it adds and the bootstrap of the model tables."""
+
     #: encoder inputs per forward pass (images are never split across batches)
     batch_size: Positive = 32
     #: DataLoader workers that decode and crop while the encoders run (0: in the main process)
     num_workers: int = Field(0, ge=0)
-    #: at most this many generated images per (model, variant, reference), in index / file-name order
-    k_gen: Positive = K_GEN
     #: also compute the similarity baselines (global CLIP / DINO / SSCD cosine, pHash, SSIM)
     baselines: bool = True
     #: side of the square greyscale thumbnails SSIM compares (SSIM's window is 7 pixels)

@@ -45,6 +45,7 @@ from iconicity_utils.config.sections import (  # TEMP-COMPAT: CORRELATE_*, Retry
     PerturbationConfig,
     RealizationConfig,
     RetryPolicy,  # noqa: F401
+    ScoringConfig,
     Thresholds,
     ValidationConfig,
 )
@@ -64,6 +65,7 @@ class StudyConfig(Section):
     description: str = ""
     thresholds: Thresholds = Field(default_factory=Thresholds)
     realization: RealizationConfig = Field(default_factory=RealizationConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
     correlates: CorrelatesConfig = Field(default_factory=CorrelatesConfig)

@@ -172,7 +172,7 @@ def load_results(config=None, results=None) -> Results:
     if per_model is not None and len(per_model) and {"n_bootstrap", "seed"} <= set(per_model.columns):
         n_bootstrap, seed = int(per_model["n_bootstrap"].iloc[0]), int(per_model["seed"].iloc[0])
     elif cfg is not None:
-        n_bootstrap, seed = cfg.realization.n_bootstrap, cfg.realization.bootstrap_seed
+        n_bootstrap, seed = cfg.scoring.n_bootstrap, cfg.scoring.bootstrap_seed
     return Results(
         per_image=per_image,
         per_reference=per_reference,

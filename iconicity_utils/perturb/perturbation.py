@@ -300,7 +300,7 @@ def compare(
     """
     per_image = read_table(cfg.results_dir / PER_IMAGE) if per_image is None else per_image
     prompts = read_table(prompts_path(cfg)) if prompts is None else prompts
-    p, r = cfg.perturbation, cfg.realization
+    p, r = cfg.perturbation, cfg.scoring
     pairs = pair_table(per_image, prompts, cfg)
     result = PerturbationResult(
         pairs=pairs,

@@ -151,7 +151,7 @@ def estimate_disk(cfg: StudyConfig, registry: Registry) -> dict[str, Any]:
     rows, cols = cfg.realization.grid
     n_ref_images = n_static + n_dynamic * STILLS_PER_DYNAMIC
     n_images = per_model * len(cfg.models) + n_ref_images
-    per_image = 4 * (FEATURE_FLOATS + 768 * (1 + rows * cols)) + cfg.realization.ssim_size**2
+    per_image = 4 * (FEATURE_FLOATS + 768 * (1 + rows * cols)) + cfg.scoring.ssim_size**2
     return {
         "references": n_refs,
         "basis": basis,

@@ -50,15 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", choices=CELL_MODES)
     p.add_argument("--device", help="override encoders.device")
     p.add_argument("--num-workers", type=int)
-    p.add_argument(
-        "--on-bad-image", choices=("skip", "stop", "strict"), help="override realization.on_bad_image"
-    )
+    p.add_argument("--on-bad-image", choices=("skip", "stop", "strict"), help="override scoring.on_bad_image")
     p.add_argument(
         "--on-bad-reference",
         choices=("drop", "stop", "strict"),
-        help="override realization.on_bad_reference",
+        help="override scoring.on_bad_reference",
     )
-    p.add_argument("--cache-dtype", choices=("float32", "float16"), help="override realization.cache_dtype")
+    p.add_argument("--cache-dtype", choices=("float32", "float16"), help="override scoring.cache_dtype")
     return p
 
 
@@ -66,6 +64,7 @@ def _cli_overrides(args) -> dict[str, dict[str, Any]]:
     """Command-line options -> config section overrides (validated by ``with_overrides``)."""
     thresholds: dict[str, Any] = {}
     realization: dict[str, Any] = {}
+    scoring: dict[str, Any] = {}
     encoders: dict[str, Any] = {}
     if args.tau_cra is not None:
         kinds = [args.kind] if args.kind else list(KINDS)
@@ -74,14 +73,22 @@ def _cli_overrides(args) -> dict[str, dict[str, Any]]:
         thresholds["tau_reuse"] = args.tau_reuse
     if args.comparison is not None:
         thresholds["comparison"] = args.comparison
-    for key in ("cells", "num_workers", "k_gen", "on_bad_image", "on_bad_reference", "cache_dtype"):
+    for key in ("cells", "k_gen"):
         if getattr(args, key) is not None:
             realization[key] = getattr(args, key)
+    for key in ("num_workers", "on_bad_image", "on_bad_reference", "cache_dtype"):
+        if getattr(args, key) is not None:
+            scoring[key] = getattr(args, key)
     if args.device is not None:
         encoders["device"] = args.device
         if not args.device.startswith("cuda"):
             encoders["precision"] = "fp32"
-    sections = {"thresholds": thresholds, "realization": realization, "encoders": encoders}
+    sections = {
+        "thresholds": thresholds,
+        "realization": realization,
+        "scoring": scoring,
+        "encoders": encoders,
+    }
     return {name: values for name, values in sections.items() if values}
 
 

@@ -6,7 +6,7 @@ against their references, in order (docs/method.md §3.8):
 1. *Check* every input image once, before any encoder runs, and apply the bad-input policy
    (:mod:`iconicity_utils.score.inputs`).
 2. *Embed* the images the cache lacks (:class:`FeatureSet`, through the feature engine
-   :mod:`iconicity_utils.score.features`), in blocks of ``realization.flush_every`` images.
+   :mod:`iconicity_utils.score.features`), in blocks of ``scoring.flush_every`` images.
 3. *Score* each (model, variant, reference) group from the cache, one batch of groups in memory
    at a time (:mod:`~iconicity_utils.metrics.recognition`, :mod:`~iconicity_utils.metrics.realization`,
    :mod:`~iconicity_utils.metrics.baselines`); per-image rows are streamed to disk
@@ -56,7 +56,7 @@ from iconicity_utils.score.writer import PER_IMAGE, PerImageWriter, image_rows, 
 __all__ = ["score_work"]
 
 #: the study config sections that decide scores (recorded in every table's provenance)
-SCORING_SECTIONS = ("thresholds", "realization", "encoders")
+SCORING_SECTIONS = ("thresholds", "realization", "scoring", "encoders")
 #: per-image rows aggregated and written out together (whole groups; the memory of one batch)
 ROWS_PER_CHUNK = 1024
 
@@ -65,7 +65,7 @@ def _encoder_roles(cfg) -> dict[str, str]:
     """Role -> registry name of every encoder this run needs."""
     e = cfg.encoders
     roles = {"recognition": e.recognition, "realization": e.realization}
-    if cfg.realization.baselines and e.copy_detection:
+    if cfg.scoring.baselines and e.copy_detection:
         roles["copy_detection"] = e.copy_detection
     return roles
 
@@ -87,7 +87,7 @@ class FeatureSet:
         self.roles = _encoder_roles(cfg)
         self.names = sorted(set(self.roles.values()))
         self.registry, self.device, self.precision = registry, dist.device(e.device), e.precision
-        self.cache_dtype = r.cache_dtype
+        self.cache_dtype = cfg.scoring.cache_dtype
         self.encoders = encoders
         if encoders is None:  # what would run, without loading any model yet
             self.infos = {n: describe_encoder(n, registry, self.device, e.precision) for n in self.names}
@@ -103,12 +103,12 @@ class FeatureSet:
             ),
             "vr": FeatureSpec(f"cells-{r.cells}", e.realization, grid=tuple(r.grid), pool=vr_pool),
         }
-        if r.baselines:
+        if cfg.scoring.baselines:
             self.specs["dino"] = FeatureSpec("global", e.realization, pool=vr_pool)
             if "copy_detection" in self.roles:
                 self.specs["sscd"] = FeatureSpec("global", e.copy_detection, pool="native")
             self.specs["phash"] = FeatureSpec("phash")
-            self.specs["gray"] = FeatureSpec("gray", size=r.ssim_size)
+            self.specs["gray"] = FeatureSpec("gray", size=cfg.scoring.ssim_size)
         self.unique = list(dict.fromkeys(self.specs.values()))
         tag = f"p{dist.rank}" if dist.num_processes > 1 else ""
         self.stores = {spec: self._store(spec, cache_dir, tag) for spec in self.unique}
@@ -134,7 +134,7 @@ class FeatureSet:
 
     def compute(self, paths: Sequence[str], keys: Sequence[str], cfg, progress=None):
         """Compute what the cache lacks for these images; returns ``(counts, forward_calls)``."""
-        r = cfg.realization
+        s = cfg.scoring
         counts = {"images": 0, **{s.key: 0 for s in self.unique}}
         if not any(self.stores[s].missing(keys) for s in self.unique):
             return counts, 0
@@ -149,11 +149,11 @@ class FeatureSet:
             self.unique,
             self.encoders,
             self.stores,
-            r.batch_size,
-            r.num_workers,
+            s.batch_size,
+            s.num_workers,
             progress,
             keys=keys,
-            flush_every=r.flush_every,
+            flush_every=s.flush_every,
         )
         return counts, sum(e.calls for e in self.encoders.values()) - calls0
 
@@ -185,8 +185,8 @@ class FeatureSet:
         }
 
     def skipped(self, cfg) -> list[str]:
-        if not cfg.realization.baselines:
-            return ["baselines: disabled (realization.baselines = false)"]
+        if not cfg.scoring.baselines:
+            return ["baselines: disabled (scoring.baselines = false)"]
         if "sscd" not in self.specs:
             return ["sscd_cos: no copy_detection encoder configured"]
         return []
@@ -223,7 +223,7 @@ def _compute(features: FeatureSet, work, references, checked: Checked, cfg, dist
         if key not in checked.cached:
             todo.setdefault(key, p)
     items = list(todo.items())
-    step = cfg.realization.flush_every
+    step = cfg.scoring.flush_every
     blocks = [items[i : i + step] for i in range(0, len(items), step)]
     mine = [kp for block in dist.split(blocks) for kp in block]
     counts, calls = features.compute([p for _, p in mine], [k for k, _ in mine], cfg, progress)
@@ -372,8 +372,7 @@ def _tables(
     per_reference = score_tables.with_skipped_counts(
         pd.DataFrame(per_ref, columns=score_tables.PER_REFERENCE_COLUMNS), skipped
     )
-    r = cfg.realization
-    per_model = score_tables.model_table(per_reference, r.n_bootstrap, r.bootstrap_seed)
+    per_model = score_tables.model_table(per_reference, cfg.scoring.n_bootstrap, cfg.scoring.bootstrap_seed)
     result = ScoreResult(
         per_image=per_image,
         per_reference=per_reference,

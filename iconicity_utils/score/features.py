@@ -26,7 +26,7 @@ flushed in atomically written shards), so the next run resumes where it stopped.
 Stores (:mod:`iconicity_utils.score.store`) read only their keys when opened and fetch values row
 by row from disk, so memory does not grow with the study; several processes can fill one store at
 once, each writing its own shards (distributed scoring, :mod:`iconicity_utils.score.engine`).  Floating-point features can be stored as
-float16 (``realization.cache_dtype``, docs/method.md §3.8), which halves their size.
+float16 (``scoring.cache_dtype``, docs/method.md §3.8), which halves their size.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ __all__ = ["FEATURES", "ENCODER_FEATURES", "FeatureSpec", "content_hash", "extra
 FEATURES = ("global", "cells-crop", "cells-tokens", "phash", "gray")
 #: the features an encoder computes (batched forward passes); the others are pixel features
 ENCODER_FEATURES = ("global", "cells-crop", "cells-tokens")
-FLUSH_EVERY = 256  # images between store flushes (a stopped run loses at most this); realization.flush_every
+FLUSH_EVERY = 256  # images between store flushes (a stopped run loses at most this); scoring.flush_every
 
 # --------------------------------------------------------------------------------------------
 # Feature specs

@@ -10,7 +10,7 @@ Every methodological choice comes from the study config's own sections (``thresh
 ``cfg.with_overrides(realization={"cells": "tokens"})``, validated like the file.  Each image is
 decoded once; reference images are embedded once per encoder and cached on disk with every other
 feature, so a re-score makes no forward pass.  Bad or missing images are skipped and recorded, or
-stop the run, as ``realization.on_bad_image`` / ``on_bad_reference`` say
+stop the run, as ``scoring.on_bad_image`` / ``on_bad_reference`` say
 (:mod:`iconicity_utils.score.inputs`).  Re-thresholding and aggregation live in
 :mod:`iconicity_utils.score.tables`.
 
@@ -99,7 +99,7 @@ def _study_work(cfg, variants: Sequence[str] | None):
             )
         try:
             references[slug] = ReferenceSet(slug, kind, reference_files(cfg.reference_dir(kind, slug), kind))
-        except ScoringInputError as exc:  # dropped or stopping, as realization.on_bad_reference says
+        except ScoringInputError as exc:  # dropped or stopping, as scoring.on_bad_reference says
             references[slug] = ReferenceSet(
                 slug, kind, [], problem=str(exc), folder=cfg.reference_dir(kind, slug)
             )
@@ -120,7 +120,7 @@ def score(
     images from ``cfg.reference_dir(kind, slug)`` (static: first file; dynamic: all), caches
     features under ``cfg.path("cache")``, and writes the four tables to ``cfg.results_dir``.
     Bad or missing images are skipped and recorded (``scores_skipped.parquet``) or stop the run,
-    as ``realization.on_bad_image`` / ``on_bad_reference`` say.  Runs on several processes
+    as ``scoring.on_bad_image`` / ``on_bad_reference`` say.  Runs on several processes
     under ``accelerate launch`` (only the main process returns tables).
 
     Args:
@@ -254,7 +254,7 @@ def score_folders(
     ``n_ref_dups_removed``).  Every image is checked first; a bad generated image is skipped and a
     reference with a bad image dropped, each recorded with its path and reason in
     ``result.skipped_inputs`` (``scores_skipped.parquet``), unless the config says to stop
-    (``realization.on_bad_image`` / ``on_bad_reference``).  A skipped image is not replaced by the
+    (``scoring.on_bad_image`` / ``on_bad_reference``).  A skipped image is not replaced by the
     next file: the first ``k_gen`` files are the ones considered.
 
     Args:

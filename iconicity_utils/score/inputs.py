@@ -4,8 +4,8 @@ Before any encoder runs, every input image is checked once (:func:`check_inputs`
 processes: :func:`~iconicity_utils.core.images.check_image_file`: missing, empty, not an image,
 truncated, too large, smaller than the grid); an image whose features are all cached already
 passed this check and is not decoded again.  :func:`apply_policy` then follows
-``realization.on_bad_image`` (generated images: skip and record, by default) and
-``realization.on_bad_reference`` (drop the reference and record why, by default); ``"stop"``
+``scoring.on_bad_image`` (generated images: skip and record, by default) and
+``scoring.on_bad_reference`` (drop the reference and record why, by default); ``"stop"``
 raises after listing every problem, ``"strict"`` at the first.  What was not scored is the
 skipped table (:data:`SKIPPED_COLUMNS`, written as :data:`SKIPPED`).
 
@@ -124,7 +124,7 @@ def _check_share(paths: list[tuple[int, str]], strict: set[str], features, cfg) 
             unreadable[i] = ("unreadable", f"{type(exc).__name__}: {exc}")
     cached = features.complete([k for k in keys.values() if k is not None])
     todo = [(i, p) for i, p in paths if keys[i] is not None and keys[i] not in cached]
-    workers = cfg.realization.num_workers
+    workers = cfg.scoring.num_workers
     if workers > 0 and not strict:  # Pillow releases the GIL while decoding
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = dict(
@@ -149,7 +149,7 @@ def _check_share(paths: list[tuple[int, str]], strict: set[str], features, cfg) 
 
 def check_inputs(work, references: dict[str, ReferenceSet], features, cfg, dist: Processes) -> Checked:
     """Check every input image once (split between processes), before any encoder runs."""
-    r = cfg.realization
+    r = cfg.scoring
     ref_paths = [str(p) for slug in sorted(references) for p in references[slug].paths]
     gen_paths = list(work["abs_path"].astype(str))
     paths = list(dict.fromkeys(ref_paths + gen_paths))
@@ -202,7 +202,7 @@ def apply_policy(work, references, checked: Checked, cfg, store_path):
         BadInputError: a problem under ``"stop"`` (every problem listed) or ``"strict"``.
     """
 
-    r = cfg.realization
+    r = cfg.scoring
     show = store_path or (lambda p: Path(p).as_posix())
     rows, dropped = [], {}
     for slug in sorted(set(work["slug"])):
@@ -233,7 +233,7 @@ def apply_policy(work, references, checked: Checked, cfg, store_path):
     skipped["index"] = skipped["index"].astype("Int64")
     stops = (dropped and r.on_bad_reference != "drop") or (bad_gen.any() and r.on_bad_image != "skip")
     if stops:
-        modes = f"realization.on_bad_image = {r.on_bad_image!r}, on_bad_reference = {r.on_bad_reference!r}"
+        modes = f"scoring.on_bad_image = {r.on_bad_image!r}, on_bad_reference = {r.on_bad_reference!r}"
         raise BadInputError(
             f"{len(skipped)} inputs cannot be scored ({modes}):\n{problem_lines(skipped)}", skipped
         )
