@@ -283,6 +283,12 @@ def test_disk_estimate_and_check(monkeypatch, make_config, repo_root):
     est = estimate_disk(paper, Registry.for_config(paper))
     assert (est["references"], est["images"]) == (767, 767 * 5 * 10)
     assert est["generated_png"] > 40 * GiB  # 1024 px images dominate
+    # stage 08's edits are counted: 11 photographs and the first 100 static references, each edited
+    from iconicity_utils.validate.dataset import edit_plan
+
+    sources = len(paper.validation.skimage_sources) + min(paper.validation.max_references, 380)
+    assert est["validation_images"] == len(edit_plan(paper, [f"s{i}" for i in range(sources)])) > 1000
+    assert est["validation_png"] == int(est["validation_images"] * paper.validation.image_size**2 * 1.5)
     cfg = make_config("pfdisk")
     usage = SimpleNamespace(total=10 * GiB, used=0, free=1024)
     monkeypatch.setattr(preflight_system.shutil, "disk_usage", lambda p: usage)
@@ -313,7 +319,7 @@ def test_stills_for_every_dynamic_reference(make_config):
 
 
 def test_sparql_endpoint_answering_or_not(make_config, repo_root):
-    from iconicity_utils.collect.sparql import LocalOxigraph
+    from iconicity_utils.demo.oxigraph import LocalOxigraph
 
     with LocalOxigraph(repo_root / "data" / "snapshot" / "wikidata_demo.ttl") as server:
         cfg = make_config("pfsparql", collection={"endpoint": server.endpoint})

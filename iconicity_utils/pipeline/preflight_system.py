@@ -19,10 +19,13 @@ from typing import Any
 
 from iconicity_utils.collect import sparql
 from iconicity_utils.config import StudyConfig
+from iconicity_utils.core.http import RequestFailed
 from iconicity_utils.core.images import list_images
 from iconicity_utils.core.io import read_table
+from iconicity_utils.core.plugins import provider
 from iconicity_utils.pipeline.preflight_report import FAIL, OK, UNCHECKED, WARN, GiB, Report
 from iconicity_utils.registry import Registry
+from iconicity_utils.validate.dataset import planned_images
 
 __all__ = ["estimate_disk", "check_devices", "check_disk", "check_stills", "check_sparql"]
 
@@ -140,7 +143,8 @@ def _n_references(cfg: StudyConfig) -> tuple[int, int, str]:
 
 
 def estimate_disk(cfg: StudyConfig, registry: Registry) -> dict[str, Any]:
-    """The study's estimated bytes on disk: generated PNGs, feature cache, reference images."""
+    """The study's estimated bytes on disk: generated PNGs, feature cache, reference images, and the
+    validation stage's edited images."""
     n_static, n_dynamic, basis = _n_references(cfg)
     n_refs = n_static + n_dynamic
     per_model = cfg.generation.n_images * len(cfg.generation.variants) * n_refs
@@ -152,13 +156,16 @@ def estimate_disk(cfg: StudyConfig, registry: Registry) -> dict[str, Any]:
     n_ref_images = n_static + n_dynamic * STILLS_PER_DYNAMIC
     n_images = per_model * len(cfg.models) + n_ref_images
     per_image = 4 * (FEATURE_FLOATS + 768 * (1 + rows * cols)) + cfg.scoring.ssim_size**2
+    n_validation = planned_images(cfg, n_static)  # stage 08's edited images, scored like the rest
     return {
         "references": n_refs,
         "basis": basis,
         "images": per_model * len(cfg.models),
         "generated_png": int(png),
-        "feature_cache": int(n_images * per_image),
+        "feature_cache": int((n_images + n_validation) * per_image),
         "reference_images": int(n_ref_images * REFERENCE_BYTES),
+        "validation_images": n_validation,
+        "validation_png": int(n_validation * cfg.validation.image_size**2 * PNG_BYTES_PER_PIXEL),
     }
 
 
@@ -183,6 +190,7 @@ def check_disk(
         ("generated images", cfg.path("data", "generated"), est["generated_png"]),
         ("feature cache", cfg.path("cache"), est["feature_cache"]),
         ("reference images", cfg.data_dir, est["reference_images"]),
+        ("validation images", cfg.path("data", "validation"), est["validation_png"]),
         ("weights to download", Path(constants.HF_HUB_CACHE), sum(b for b in to_download.values() if b)),
     ):
         free, dev = _free_bytes(path)
@@ -250,7 +258,7 @@ def check_sparql(report: Report, cfg: StudyConfig, offline: bool, timeout: float
             return
         try:
             t0 = time.perf_counter()
-            with sparql.LocalOxigraph(snapshot) as server:
+            with provider("sparql_endpoint", "local")(snapshot) as server:
                 sparql.SparqlClient(server.endpoint, policy).select("preflight", query)
                 report.add("sparql", subject, OK, f"started and answered in {time.perf_counter() - t0:.1f} s")
         except Exception as exc:
@@ -267,7 +275,7 @@ def check_sparql(report: Report, cfg: StudyConfig, offline: bool, timeout: float
     t0 = time.perf_counter()
     try:
         sparql.SparqlClient(c.endpoint, policy).select("preflight", query)
-    except sparql.RequestFailed as exc:
+    except RequestFailed as exc:
         report.add(
             "sparql",
             c.endpoint,
