@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every table and figure: set up (first run only), build stand-ins, run notebooks 01..07.
+# Regenerate every table and figure: set up (first run only), build stand-ins, run notebooks 01..08.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,7 +10,7 @@ usage() {
   cat <<'USAGE'
 Usage: ./run_all.sh [--config FILE] [--from NN] [-p NAME VALUE ...] [--setup-only] [--help]
 
-Runs the numbered notebooks (notebooks/01_*.ipynb ... 07_*.ipynb) in order with papermill, and
+Runs the numbered notebooks (notebooks/01_*.ipynb ... 08_*.ipynb) in order with papermill, and
 writes an HTML copy of each executed notebook beside it.
 
   --config FILE    study config (default: configs/demo.yaml, the offline demo on random-weight
