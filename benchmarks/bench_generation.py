@@ -3,7 +3,7 @@
 Measured side by side, interleaved, on the same machine, model and work units (same prompts, seeds,
 batches and threads):
 
-(a) **loop**: images/s of :func:`iconicity_utils.generate.generation.generate`'s generation loop (pipeline call
+(a) **loop**: images/s of :func:`iconicity_utils.generate.generate`'s generation loop (pipeline call
     + PNG encoding with metadata + atomic, fsynced write) against bare ``pipe(prompts,
     generator=[...])`` calls over the same batches.  Target: harness/bare >= 0.95 (overhead < 5%).
 (b) **end to end**: the whole ``generate()`` call (model load, scan, verification, loop, manifest)
@@ -15,7 +15,7 @@ batches and threads):
 The tiny stand-in (64 px, 8 steps) is the *worst case* for the relative overhead: the per-image
 work of the harness is fixed (about a millisecond of PNG encoding and a write), while a real model
 spends seconds per image.  Random weights make the images meaningless, not the timings.  The
-stand-ins must be built (``python -m iconicity_utils.demo.standins --config configs/demo.yaml``).
+stand-ins must be built (``python -m iconicity_utils demo --config configs/demo.yaml``).
 Results also go to ``benchmarks/results/`` (git-ignored).
 
 Usage::
@@ -45,7 +45,11 @@ from machine import describe_machine  # noqa: E402
 from iconicity_utils.config import load_config  # noqa: E402
 from iconicity_utils.core.io import atomic_write_json, utc_now  # noqa: E402
 from iconicity_utils.core.launch import launch_command  # noqa: E402
-from iconicity_utils.generate import generation as gen  # noqa: E402
+from iconicity_utils.generate import GenerationSummary, generate  # noqa: E402
+from iconicity_utils.generate.cli import quiet_loading_bars  # noqa: E402
+from iconicity_utils.generate.metadata import VERIFY_MODES  # noqa: E402
+from iconicity_utils.generate.run import call_kwargs, torch_threads  # noqa: E402
+from iconicity_utils.generate.units import plan_units  # noqa: E402
 from iconicity_utils.registry import Registry, load_pipeline  # noqa: E402
 
 TITLES = ["The Starry Night", "Mona Lisa", "The Scream", "Guernica", "Casablanca", "Psycho", "Metropolis"]
@@ -97,8 +101,8 @@ def bare_run(cfg, model: str, prompts: pd.DataFrame) -> tuple[float, float, int]
     t0 = time.perf_counter()
     pipe = load_pipeline(spec, registry, device=str(device))
     t1 = time.perf_counter()
-    units = gen.plan_units(cfg, [model], prompts)
-    kwargs = gen._call_kwargs(spec)
+    units = plan_units(cfg, [model], prompts)
+    kwargs = call_kwargs(spec)
     images = 0
     for i in range(0, len(units), cfg.generation.batch_size):
         batch = units[i : i + cfg.generation.batch_size]
@@ -110,8 +114,8 @@ def bare_run(cfg, model: str, prompts: pd.DataFrame) -> tuple[float, float, int]
     return t1 - t0, t2 - t1, images
 
 
-def harness_run(cfg, model: str, prompts: pd.DataFrame) -> gen.GenerationSummary:
-    summary = gen.generate(cfg, models=[model], prompts=prompts, progress=False)
+def harness_run(cfg, model: str, prompts: pd.DataFrame) -> GenerationSummary:
+    summary = generate(cfg, models=[model], prompts=prompts, progress=False)
     if summary.failed or summary.done != summary.total:
         raise RuntimeError(f"the harness did not generate every unit: {summary}")
     return summary
@@ -126,13 +130,13 @@ def compare(label: str, cfg_factory, model: str, prompts: pd.DataFrame, repeats:
     import torch
 
     warm = cfg_factory(0)
-    with gen._torch_threads(warm.generation.num_threads):
+    with torch_threads(warm.generation.num_threads):
         bare_run(warm, model, prompts.head(2))  # warm-up: first-call costs of this process
     rows = []
     for r in range(repeats):
         cfg = cfg_factory(r + 1)
         pair = {}
-        with gen._torch_threads(cfg.generation.num_threads):
+        with torch_threads(cfg.generation.num_threads):
             for which in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
                 if which == "bare":
                     load_s, loop_s, n = bare_run(cfg, model, prompts)
@@ -172,10 +176,10 @@ def resume_costs(cfg, model: str, prompts: pd.DataFrame) -> dict:
     if not cfg.generations_manifest.exists():
         harness_run(cfg, model, prompts)
     out = {}
-    for mode in gen.VERIFY_MODES:
+    for mode in VERIFY_MODES:
         run_cfg = cfg.with_overrides(generation={"verify": mode})
         t0 = time.perf_counter()
-        summary = gen.generate(run_cfg, models=[model], prompts=prompts, progress=False)
+        summary = generate(run_cfg, models=[model], prompts=prompts, progress=False)
         seconds = time.perf_counter() - t0
         assert summary.skipped == summary.total and summary.done == 0, summary
         out[mode] = {"seconds": seconds, "ms_per_image": 1000 * seconds / summary.total}
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="CPU threads per process (default: %(default)s)"
     )
     args = parser.parse_args(argv)
-    gen._quiet_loading_bars()
+    quiet_loading_bars()
     n_images = 2
     prompts = prompt_table(max(1, args.units // n_images))
 

@@ -24,9 +24,20 @@ from PIL import Image
 from study_configs import write_study_config
 
 from iconicity_utils.config import load_config
+from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.core.launch import launch_command
-from iconicity_utils.generate import generation as gen
+from iconicity_utils.generate import gallery_figure, generate, load_prompts, run_subprocess, title_prompts
+from iconicity_utils.generate.cli import main as cli_main
+from iconicity_utils.generate.manifest import MANIFEST_COLUMNS
+from iconicity_utils.generate.metadata import (
+    PNG_FIELDS,
+    check_image,
+    encode_png,
+    expected_metadata,
+    read_png_metadata,
+)
+from iconicity_utils.generate.units import plan_units, unit_seed
 from iconicity_utils.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +78,8 @@ def assert_complete(cfg, units, summary=None):
     reg = Registry.for_config(cfg)
     for unit in units:
         path = cfg.generated_path(*unit.key)
-        expected = gen.expected_metadata(cfg, reg.model(unit.model), reg, unit)
-        assert gen.check_image(path, expected, "decode") is None
+        expected = expected_metadata(cfg, reg.model(unit.model), reg, unit)
+        assert check_image(path, expected, "decode") is None
     root = cfg.path("data", "generated")
     on_disk = sorted(p for p in root.rglob("*.png"))
     assert len(on_disk) == len(units), "extra files (temporary or stray) under generated/"
@@ -117,38 +128,38 @@ def test_hash_seed_matches_an_independent_computation():
     ]:
         text = "[" + ", ".join(json.dumps(x, ensure_ascii=False) for x in (variant, slug, index)) + "]"
         h = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16) // 2
-        assert gen.unit_seed(variant, slug, index) == h
-        assert gen.unit_seed(variant, slug, index, base_seed=5) == (h + 5) % 2**63
-    assert gen.unit_seed("title", "a", 0, base_seed=2**63 - 1) < 2**63
+        assert unit_seed(variant, slug, index) == h
+        assert unit_seed(variant, slug, index, base_seed=5) == (h + 5) % 2**63
+    assert unit_seed("title", "a", 0, base_seed=2**63 - 1) < 2**63
 
 
 def test_seeds_differ_between_units_and_index_mode_pairs_variants():
-    seeds = {gen.unit_seed(v, s, i) for v in ("title", "synonym") for s in ("a", "b", "c") for i in range(10)}
+    seeds = {unit_seed(v, s, i) for v in ("title", "synonym") for s in ("a", "b", "c") for i in range(10)}
     assert len(seeds) == 60
-    assert gen.unit_seed("title", "a", 3, mode="index", base_seed=100) == 103
-    assert gen.unit_seed("title", "a", 3, mode="index") == gen.unit_seed("synonym", "b", 3, mode="index")
+    assert unit_seed("title", "a", 3, mode="index", base_seed=100) == 103
+    assert unit_seed("title", "a", 3, mode="index") == unit_seed("synonym", "b", 3, mode="index")
     with pytest.raises(ValueError, match="unknown seed_mode 'rank'"):
-        gen.unit_seed("title", "a", 0, mode="rank")
+        unit_seed("title", "a", 0, mode="rank")
 
 
 def test_plan_is_independent_of_prompt_order_and_model(tmp_path):
     cfg = write_study(tmp_path, n_refs=4, n_images=3)
-    table = gen.title_prompts(cfg)
-    a = gen.plan_units(cfg, ["tiny-sd-a", "tiny-sd-b"], table)
-    b = gen.plan_units(cfg, ["tiny-sd-a", "tiny-sd-b"], table.sample(frac=1, random_state=3))
+    table = title_prompts(cfg)
+    a = plan_units(cfg, ["tiny-sd-a", "tiny-sd-b"], table)
+    b = plan_units(cfg, ["tiny-sd-a", "tiny-sd-b"], table.sample(frac=1, random_state=3))
     assert a == b and [u.seed for u in a] == [u.seed for u in b]
     assert len(a) == 2 * 4 * 3 == len({u.key for u in a})
     by_key = {u.key: u.seed for u in a}
     # the seed depends on (variant, slug, index) only, not on the model
     assert all(by_key[("tiny-sd-a", v, s, i)] == by_key[("tiny-sd-b", v, s, i)] for _, v, s, i in by_key)
-    assert all(u.seed == gen.unit_seed(u.variant, u.slug, u.index) for u in a)
+    assert all(u.seed == unit_seed(u.variant, u.slug, u.index) for u in a)
 
 
 def test_same_unit_gives_the_same_bytes_in_separate_runs(tmp_path):
     cfg1 = write_study(tmp_path / "one", n_refs=2, n_images=2, batch_size=2)
     cfg2 = write_study(tmp_path / "two", n_refs=2, n_images=2, batch_size=2)
-    gen.generate(cfg1, models=["tiny-sd-a"], progress=False)
-    gen.generate(cfg2, models=["tiny-sd-a"], progress=False)
+    generate(cfg1, models=["tiny-sd-a"], progress=False)
+    generate(cfg2, models=["tiny-sd-a"], progress=False)
     one, two = pngs(cfg1), pngs(cfg2)
     assert len(one) == 4 and one == two
     # ... and different seeds give clearly different images
@@ -211,7 +222,7 @@ def test_harness_batch_size_does_not_change_the_unit(tmp_path):
     cfg1 = write_study(tmp_path / "b1", n_refs=2, n_images=2, batch_size=1)
     cfg4 = write_study(tmp_path / "b4", n_refs=2, n_images=2, batch_size=4)
     for cfg in (cfg1, cfg4):
-        gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+        generate(cfg, models=["tiny-sd-a"], progress=False)
     m1, m4 = read_table(cfg1.generations_manifest), read_table(cfg4.generations_manifest)
     assert m1["batch_size"].tolist() == [1] * 4 and m4["batch_size"].tolist() == [4] * 4
     assert m1["seed"].tolist() == m4["seed"].tolist()
@@ -231,7 +242,7 @@ def test_png_metadata_and_manifest(tmp_path):
 
     cfg = write_study(tmp_path, n_refs=2, n_images=2, batch_size=3, num_threads=1)
     threads = torch.get_num_threads()
-    summary = gen.generate(cfg, progress=False)
+    summary = generate(cfg, progress=False)
     assert torch.get_num_threads() == threads  # the config's thread count applies inside the run only
     assert (summary.total, summary.done, summary.skipped, summary.failed) == (8, 8, 0, 0)
     assert summary.images_per_second > 0 and summary.generation_seconds > 0
@@ -243,28 +254,28 @@ def test_png_metadata_and_manifest(tmp_path):
     required += ["dtype", "device", "diffusers", "torch"]
     assert set(required) - {"revision"} <= set(text)  # revision is None for a local stand-in: omitted
     assert text["prompt"] == "Mona Lisa 1"
-    assert int(text["seed"]) == gen.unit_seed("title", "ref-01", 1)
+    assert int(text["seed"]) == unit_seed("title", "ref-01", 1)
     assert text["model_id"] == ".cache/standins/tiny-sd-b"
     assert text["pipeline"] == "StableDiffusionPipeline" and text["scheduler"] == "DDIMScheduler"
     assert (text["steps"], text["guidance"], text["dtype"], text["device"]) == ("8", "5.0", "float32", "cpu")
     assert (text["num_threads"], text["batch_size"]) == ("1", "1")  # the last unit: a short batch
-    assert list(text) == [k for k in gen.PNG_FIELDS if k in text]  # fixed order
+    assert list(text) == [k for k in PNG_FIELDS if k in text]  # fixed order
     assert not any("time" in k or "date" in k for k in text)
 
     manifest = read_table(cfg.generations_manifest)
-    assert list(manifest.columns) == gen.MANIFEST_COLUMNS + ["note"]
+    assert list(manifest.columns) == MANIFEST_COLUMNS + ["note"]
     assert len(manifest) == 8
     row = manifest[(manifest.model == "tiny-sd-b") & (manifest.slug == "ref-01") & (manifest["index"] == 1)]
     assert row["seed"].item() == int(text["seed"]) and row["prompt"].item() == "Mona Lisa 1"
     assert Path(row["path"].item()) == path  # outside the project root: stored absolute
     assert manifest.attrs["provenance"]["stage"] == "02_generation"
-    assert set(manifest["note"]) == {gen.STANDIN_LABEL}
+    assert set(manifest["note"]) == {STANDIN_LABEL}
 
 
 def test_manifest_paths_are_relative_inside_the_project_root(tmp_path):
     shutil.copytree(REPO_ROOT / "configs", tmp_path / "configs")  # the registry of this root
     cfg = write_study(tmp_path, n_refs=1, n_images=1, root=tmp_path)
-    gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    generate(cfg, models=["tiny-sd-a"], progress=False)
     manifest = read_table(cfg.generations_manifest)
     assert manifest["path"].tolist() == ["data/generated/tiny-sd-a/title/ref-00/0.png"]
     assert manifest["model_id"].tolist() == [str(REPO_ROOT / ".cache" / "standins" / "tiny-sd-a")]
@@ -273,29 +284,29 @@ def test_manifest_paths_are_relative_inside_the_project_root(tmp_path):
 def test_encode_png_is_deterministic_and_round_trips():
     image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
     meta = {"prompt": "Café naïve — ✓", "seed": 2**62 + 1, "guidance": 7.5, "revision": None, "model": "m"}
-    a, b = gen.encode_png(image, meta), gen.encode_png(image, dict(reversed(meta.items())))
+    a, b = encode_png(image, meta), encode_png(image, dict(reversed(meta.items())))
     assert a == b
     with pytest.raises(ValueError, match="unknown PNG metadata field"):
-        gen.encode_png(image, {"when": "now"})
+        encode_png(image, {"when": "now"})
 
 
 def test_read_png_metadata_names_a_bad_file(tmp_path):
     bad = tmp_path / "0.png"
     bad.write_bytes(b"not a png at all, but long enough")
     with pytest.raises(OSError, match=str(bad)):
-        gen.read_png_metadata(bad)
+        read_png_metadata(bad)
 
 
 def test_rerun_skips_everything_and_rebuilds_the_manifest_without_duplicates(tmp_path):
     cfg = write_study(tmp_path, n_refs=2, n_images=2, batch_size=4)
-    first = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    first = generate(cfg, models=["tiny-sd-a"], progress=False)
     before = pngs(cfg)
     cfg.generations_manifest.unlink()
-    second = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    second = generate(cfg, models=["tiny-sd-a"], progress=False)
     assert (first.done, second.done, second.skipped) == (4, 0, 4)
     assert pngs(cfg) == before
-    assert_complete(cfg, gen.plan_units(cfg, ["tiny-sd-a"], gen.title_prompts(cfg)), second)
-    assert gen.main(["--config", cfg.source, "--manifest-only"]) == 0
+    assert_complete(cfg, plan_units(cfg, ["tiny-sd-a"], title_prompts(cfg)), second)
+    assert cli_main(["--config", cfg.source, "--manifest-only"]) == 0
     assert len(read_table(cfg.generations_manifest)) == 4
 
 
@@ -306,33 +317,33 @@ def test_rerun_skips_everything_and_rebuilds_the_manifest_without_duplicates(tmp
 
 def test_corrupt_truncated_and_stale_pngs_are_regenerated(tmp_path):
     cfg = write_study(tmp_path, n_refs=3, n_images=2, batch_size=1)
-    gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    generate(cfg, models=["tiny-sd-a"], progress=False)
     original = pngs(cfg)
     truncated = cfg.generated_path("tiny-sd-a", "title", "ref-00", 1)
     truncated.write_bytes(truncated.read_bytes()[:200])
     garbage = cfg.generated_path("tiny-sd-a", "title", "ref-01", 0)
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 300)
     stale = cfg.generated_path("tiny-sd-a", "title", "ref-02", 1)  # valid PNG, another unit's seed
-    meta = gen.read_png_metadata(stale)
-    meta = {k: v for k, v in meta.items() if k in gen.PNG_FIELDS}
-    stale.write_bytes(gen.encode_png(Image.open(stale).convert("RGB"), {**meta, "seed": 1}))
+    meta = read_png_metadata(stale)
+    meta = {k: v for k, v in meta.items() if k in PNG_FIELDS}
+    stale.write_bytes(encode_png(Image.open(stale).convert("RGB"), {**meta, "seed": 1}))
     orphan = truncated.parent / ".1.png.abc123.tmp.png"
     orphan.write_bytes(b"half")
     cfg.generations_manifest.unlink()
 
-    summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    summary = generate(cfg, models=["tiny-sd-a"], progress=False)
     assert (summary.done, summary.regenerated, summary.skipped, summary.failed) == (3, 3, 3, 0)
     assert summary.orphans_removed == 1 and not orphan.exists()
     assert pngs(cfg) == original  # batch_size 1: the regenerated files are byte-identical
-    assert_complete(cfg, gen.plan_units(cfg, ["tiny-sd-a"], gen.title_prompts(cfg)), summary)
+    assert_complete(cfg, plan_units(cfg, ["tiny-sd-a"], title_prompts(cfg)), summary)
 
 
 def test_header_mode_catches_truncation_without_decoding(tmp_path):
     cfg = write_study(tmp_path, n_refs=1, n_images=2, verify="header")
-    gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    generate(cfg, models=["tiny-sd-a"], progress=False)
     path = cfg.generated_path("tiny-sd-a", "title", "ref-00", 0)
     path.write_bytes(path.read_bytes()[:-5])
-    summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    summary = generate(cfg, models=["tiny-sd-a"], progress=False)
     assert (summary.regenerated, summary.skipped) == (1, 1)
 
 
@@ -355,19 +366,19 @@ def test_resume_after_sigkill(tmp_path):
         proc.wait(timeout=30)
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    units = gen.plan_units(cfg, ["tiny-sd-a"], gen.title_prompts(cfg))
+    units = plan_units(cfg, ["tiny-sd-a"], title_prompts(cfg))
     present = len(list(root.rglob("[0-9]*.png")))
     assert 4 <= present < len(units), f"the kill should land mid-run ({present} images)"
     assert not cfg.generations_manifest.exists(), "the manifest is written only after all units"
 
-    summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    summary = generate(cfg, models=["tiny-sd-a"], progress=False)
     assert summary.skipped + summary.done == len(units) == 30
     assert summary.skipped >= present - 1  # at most the file being written at the kill is bad
     assert summary.failed == 0
     assert_complete(cfg, units, summary)
     # an uninterrupted run gives the same bytes (batch_size 1: every image is independent)
     reference = write_study(tmp_path / "reference", n_refs=15, n_images=2, batch_size=1)
-    gen.generate(reference, models=["tiny-sd-a"], progress=False)
+    generate(reference, models=["tiny-sd-a"], progress=False)
     assert pngs(cfg) == pngs(reference)
 
 
@@ -426,11 +437,11 @@ def test_extra_prompt_variants_share_index_seeds(tmp_path):
             "prompt": ["The Star-Filled Evening", "Mona Liza"],
         }
     )
-    table = pd.concat([gen.title_prompts(cfg), extra])
+    table = pd.concat([title_prompts(cfg), extra])
     csv = tmp_path / "prompts.csv"
     table.to_csv(csv, index=False)
     assert (
-        gen.main(["--config", cfg.source, "--models", "tiny-sd-a", "--prompts", str(csv), "--no-progress"])
+        cli_main(["--config", cfg.source, "--models", "tiny-sd-a", "--prompts", str(csv), "--no-progress"])
         == 0
     )
     manifest = read_table(cfg.generations_manifest)
@@ -439,10 +450,10 @@ def test_extra_prompt_variants_share_index_seeds(tmp_path):
     assert (seeds["synonym"] == seeds["title"]).all() and set(seeds["title"]) == {10, 11}
     assert cfg.generated_path("tiny-sd-a", "synonym", "ref-00", 1).is_file()
     # a later title-only run leaves the synonym images (and their manifest rows) alone
-    summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+    summary = generate(cfg, models=["tiny-sd-a"], progress=False)
     assert (summary.total, summary.skipped, summary.manifest_rows) == (4, 4, 8)
     # variants filter a prompt table
-    only = gen.generate(cfg, models=["tiny-sd-a"], prompts=table, variants=["synonym"], progress=False)
+    only = generate(cfg, models=["tiny-sd-a"], prompts=table, variants=["synonym"], progress=False)
     assert (only.total, only.skipped) == (4, 4)
 
 
@@ -458,22 +469,22 @@ def test_extra_prompt_variants_share_index_seeds(tmp_path):
 )
 def test_bad_prompt_tables_are_named(table, match):
     with pytest.raises(ValueError, match=match):
-        gen.load_prompts(table)
+        load_prompts(table)
 
 
 def test_prompt_selection_errors(tmp_path):
     cfg = write_study(tmp_path, n_refs=1, n_images=1)
     with pytest.raises(ValueError, match=r"variant\(s\) \['synonym'\] have no prompts"):
-        gen.generate(cfg, variants=["title", "synonym"], progress=False)
+        generate(cfg, variants=["title", "synonym"], progress=False)
     with pytest.raises(ValueError, match="not in the prompt table"):
-        gen.generate(cfg, prompts=gen.title_prompts(cfg), variants=["literal"], progress=False)
+        generate(cfg, prompts=title_prompts(cfg), variants=["literal"], progress=False)
     with pytest.raises(ValueError, match="have no prompt in this run"):
-        gen.generate(cfg, slugs=["nope"], progress=False)
+        generate(cfg, slugs=["nope"], progress=False)
     with pytest.raises(FileNotFoundError, match="prompt table not found"):
-        gen.load_prompts(tmp_path / "missing.csv")
+        load_prompts(tmp_path / "missing.csv")
     cfg.references_table.unlink()
     with pytest.raises(FileNotFoundError, match="references.parquet"):
-        gen.generate(cfg, progress=False)
+        generate(cfg, progress=False)
     assert not cfg.path("data", "generated").exists()
 
 
@@ -485,7 +496,7 @@ def test_prompt_selection_errors(tmp_path):
 def test_unknown_model_lists_the_known_ones(tmp_path):
     cfg = write_study(tmp_path, n_refs=1, n_images=1)
     with pytest.raises(KeyError, match=r"unknown diffusion model 'sd-9'; known models: \[.*'tiny-sd-a'"):
-        gen.generate(cfg, models=["sd-9"], progress=False)
+        generate(cfg, models=["sd-9"], progress=False)
 
 
 def test_unloadable_weights_name_the_id_and_cause_and_keep_finished_images(tmp_path):
@@ -503,7 +514,7 @@ def test_unloadable_weights_name_the_id_and_cause_and_keep_finished_images(tmp_p
     cfg = write_study(project, n_refs=1, n_images=2, root=project)
     cfg = cfg.with_overrides(models=["tiny-sd-a", "broken-sd"])
     with pytest.raises(RuntimeError, match=r"'broken-sd' from '.*broken-sd'.*(Error|error)"):
-        gen.generate(cfg, progress=False)
+        generate(cfg, progress=False)
     kept = sorted(
         p.relative_to(cfg.path("data", "generated")).as_posix() for p in cfg.path("data").rglob("*.png")
     )
@@ -515,7 +526,7 @@ def test_failing_pipeline_calls_are_counted_and_the_cli_exits_nonzero(tmp_path):
     reg = Registry.for_config(cfg)
     bad = reg.model("tiny-sd-a").model_copy(update={"height": 60})  # SD needs multiples of 8
     reg = dataclasses.replace(reg, models={**reg.models, "tiny-sd-a": bad})
-    summary = gen.generate(cfg, models=["tiny-sd-a"], progress=False, registry=reg)
+    summary = generate(cfg, models=["tiny-sd-a"], progress=False, registry=reg)
     assert (summary.total, summary.done, summary.failed) == (2, 0, 2)
     assert "divisible by 8" in summary.failures[0]["error"]
     assert summary.failures[0]["slug"] == "ref-00" and summary.manifest_rows == 0
@@ -529,7 +540,7 @@ def test_cuda_device_without_cuda_is_an_error(tmp_path):
         pytest.skip("this machine has CUDA; the error is for machines without it")
     cfg = write_study(tmp_path, n_refs=1, n_images=1, device="cuda")
     with pytest.raises(RuntimeError, match="no CUDA device"):
-        gen.generate(cfg, models=["tiny-sd-a"], progress=False)
+        generate(cfg, models=["tiny-sd-a"], progress=False)
 
 
 def test_run_subprocess_and_gallery(tmp_path):
@@ -537,10 +548,10 @@ def test_run_subprocess_and_gallery(tmp_path):
 
     matplotlib.use("agg")
     cfg = write_study(tmp_path, n_refs=3, n_images=2)
-    summary = gen.run_subprocess(cfg, args=["--models", "tiny-sd-a", "--no-progress"], echo=False)
+    summary = run_subprocess(cfg, args=["--models", "tiny-sd-a", "--no-progress"], echo=False)
     assert (summary.done, summary.manifest_rows) == (6, 6)
-    fig = gen.gallery_figure(cfg, read_table(cfg.generations_manifest), n_refs=2)
+    fig = gallery_figure(cfg, read_table(cfg.generations_manifest), n_refs=2)
     assert len(fig.axes) == 2 * 2  # (model, index) rows x references
     assert fig.axes[0].get_title() == "The Starry Night 0"
     with pytest.raises(RuntimeError, match="exited with status 2"):
-        gen.run_subprocess(cfg, args=["--no-such-flag"], echo=False)
+        run_subprocess(cfg, args=["--no-such-flag"], echo=False)

@@ -21,6 +21,7 @@ __all__ = [
     "POOLS",
     "PRECISIONS",
     "STANDIN_LABEL",
+    "BASE_VARIANT",
 ]
 
 #: reference kinds: ``static`` (artworks, one image) and ``dynamic`` (films and series, several stills)
@@ -58,3 +59,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 #: the words every table and figure made by a stand-in carries
 STANDIN_LABEL = "random-weight stand-in models: not scientific results"
+
+#: the base prompt variant: the reference's bare English title (``label_clean``); stage 05's
+#: perturbed variants are compared against it
+BASE_VARIANT = "title"
