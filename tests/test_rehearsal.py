@@ -48,7 +48,7 @@ def rehearsal(tmp_path_factory):
     from iconicity_utils.collect import collection
     from iconicity_utils.core.io import read_table
     from iconicity_utils.demo.standins import build_for_config
-    from iconicity_utils.generate import generation
+    from iconicity_utils.generate import generate
     from iconicity_utils.score import scoring
 
     folder = tmp_path_factory.mktemp("rehearsal")
@@ -61,7 +61,7 @@ def rehearsal(tmp_path_factory):
     refs = collection.collect_references(cfg, log=lambda _msg: None)
     seconds["collect"] = time.perf_counter() - t
     t = time.perf_counter()
-    summary = generation.generate(cfg, progress=False)
+    summary = generate(cfg, progress=False)
     seconds["generate"] = time.perf_counter() - t
     t = time.perf_counter()
     result = scoring.score(cfg)
@@ -240,9 +240,9 @@ def test_rehearsal_generates_with_every_pipeline_class(rehearsal):
 
 
 def test_rehearsal_resumes_with_nothing_to_do(rehearsal):
-    from iconicity_utils.generate import generation
+    from iconicity_utils.generate import generate
 
-    again = generation.generate(rehearsal["cfg"], progress=False)
+    again = generate(rehearsal["cfg"], progress=False)
     assert (again.done, again.skipped, again.failed) == (0, again.total, 0)  # revisions and settings match
 
 

@@ -339,7 +339,7 @@ def test_lock_command_and_a_locked_run_offline(tmp_path, standins, monkeypatch):
     from PIL import Image
 
     from iconicity_utils.core.io import read_table
-    from iconicity_utils.generate import generation
+    from iconicity_utils.generate import generate
 
     cache = tmp_path / "hub"
     hub_cache(cache, HUB_SD, SHA1, REPO_ROOT / ".cache" / "standins" / "tiny-sd-a")
@@ -388,7 +388,7 @@ def test_lock_command_and_a_locked_run_offline(tmp_path, standins, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     hub_cache(cache, HUB_SD, SHA2, REPO_ROOT / ".cache" / "standins" / "tiny-sd-b")
     lock_path(cfg.source).unlink()
-    summary = generation.generate(cfg, progress=False)
+    summary = generate(cfg, progress=False)
     assert (summary.done, summary.regenerated) == (1, 1)
     with Image.open(png) as im:
         assert im.text["revision"] == SHA2

@@ -102,6 +102,11 @@ class Processes:
         with self.state.split_between_processes(list(items)) as mine:
             return list(mine)
 
+    def barrier(self) -> None:
+        """Wait until every process is here (accelerate's ``wait_for_everyone``); a no-op alone."""
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
     def gather(self, items: Sequence) -> list:
         """Every process's list, concatenated in process order, on every process (a barrier)."""
         if self.state is None:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from iconicity_utils.core.constants import BASE_VARIANT
 from iconicity_utils.core.images import open_rgb
 from iconicity_utils.core.plotting import save_figure as save_core_figure
-from iconicity_utils.generate.generation import BASE_VARIANT
 from iconicity_utils.perturb.perturbation import PAIRED_METRICS
 from iconicity_utils.registry import Registry, is_standin_config
 from iconicity_utils.score.inputs import reference_files

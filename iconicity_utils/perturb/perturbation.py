@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from iconicity_utils.core.constants import BASE_VARIANT
 from iconicity_utils.core.io import read_table, write_table
-from iconicity_utils.generate import generation
-from iconicity_utils.generate.generation import BASE_VARIANT
+from iconicity_utils.generate import generate, run_subprocess
 from iconicity_utils.perturb.prompts import build_prompts, prompts_path, variant_names, write_stage_table
 from iconicity_utils.perturb.wordnet import setup_wordnet
 from iconicity_utils.score import score
@@ -87,7 +87,7 @@ def generate_variants(
 ):
     """Generate :func:`images_per_variant` images of every usable prompt and model (stage 02 harness).
 
-    The prompts go to :func:`iconicity_utils.generate.generation.generate` as a prompt table (written to the
+    The prompts go to :func:`iconicity_utils.generate.generate` as a prompt table (written to the
     cache); units already on disk (the title's, from stage 02) are verified and skipped; the
     manifest is rebuilt from every PNG, so it keeps stage 02's rows and gains the variants'.
 
@@ -102,13 +102,11 @@ def generate_variants(
     table = generation_prompts(cfg, prompts)
     n = images_per_variant(cfg)
     if in_process:
-        return generation.generate(
-            cfg.with_overrides(generation={"n_images": n}), prompts=table, progress=progress
-        )
+        return generate(cfg.with_overrides(generation={"n_images": n}), prompts=table, progress=progress)
     path = cfg.path("cache", "perturbation", "generation_prompts.parquet")
     write_table(table, path, cfg, stage="05 perturbation: prompts handed to generation")
     args = ["--prompts", str(path), "--n-images", str(n)] + ([] if progress else ["--no-progress"])
-    return generation.run_subprocess(cfg, num_processes=num_processes, args=args)
+    return run_subprocess(cfg, num_processes=num_processes, args=args)
 
 
 # ============================================================================================

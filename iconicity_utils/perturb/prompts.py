@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.constants import BASE_VARIANT, STANDIN_LABEL
 from iconicity_utils.core.io import read_table, write_table
-from iconicity_utils.generate.generation import BASE_VARIANT
 from iconicity_utils.perturb.distance import add_text_distance
 from iconicity_utils.perturb.leaks import find_leaks, leak_words
 from iconicity_utils.perturb.literal import literal_rows

@@ -47,7 +47,7 @@ SKIPPED_COLUMNS = ["role", "model", "variant", "slug", "index", "path", "reason"
 
 
 #: the identity of each generated image in a scoring work table (a study's generation manifest,
-#: whose full column list is :data:`iconicity_utils.generate.generation.MANIFEST_COLUMNS`, must have these)
+#: whose full column list is :data:`iconicity_utils.generate.manifest.MANIFEST_COLUMNS`, must have these)
 WORK_COLUMNS = ("model", "variant", "slug", "index", "seed", "prompt", "path")
 
 
