@@ -164,13 +164,13 @@ def bench_config(tmp: Path, encoders: dict, batch_size: int, workers: int):
 
 
 def run_ours(folders, encoders, cfg, cache: Path, cells="crop"):
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score import score_folders
 
     cfg = cfg.with_overrides(realization={"cells": cells})
     t0 = time.perf_counter()
     results = {}
     for kind, (refdir, gendir, prompts) in folders.items():
-        results[kind] = scoring.score_folders(
+        results[kind] = score_folders(
             refdir,
             gendir,
             prompts,

@@ -150,7 +150,7 @@ def child(config: str, threads: int, rescore: bool) -> dict:
     from iconicity_utils.config import load_config
     from iconicity_utils.registry import Registry
     from iconicity_utils.registry.encoders import load_encoder
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score import score
 
     cfg = load_config(config)
     reg = Registry.for_config(cfg)
@@ -158,7 +158,7 @@ def child(config: str, threads: int, rescore: bool) -> dict:
     encoders = {n: load_encoder(n, reg) for n in ENCODERS}
     out = {"load_s": time.perf_counter() - t0, "rss_before": _status("VmRSS"), "peak_reset": _reset_peak()}
     t0 = time.perf_counter()
-    res = scoring.score(cfg, encoders=encoders)
+    res = score(cfg, encoders=encoders)
     out["score_s"] = time.perf_counter() - t0
     out["peak_rss"] = _status("VmHWM")
     out["n_images"] = len(res.per_image)
@@ -170,7 +170,7 @@ def child(config: str, threads: int, rescore: bool) -> dict:
         out["rss_before_rescore"] = _status("VmRSS")
         _reset_peak()
         t0 = time.perf_counter()
-        again = scoring.score(cfg, encoders=encoders)
+        again = score(cfg, encoders=encoders)
         out["rescore_s"] = time.perf_counter() - t0
         out["rescore_peak_rss"] = _status("VmHWM")
         out["rescore_forward_calls"] = again.forward_calls

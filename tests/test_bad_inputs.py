@@ -26,7 +26,9 @@ from iconicity_utils.core.images import INPUT_PROBLEMS, check_image_file, open_r
 from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.registry import Registry
 from iconicity_utils.registry.encoders import load_encoder
-from iconicity_utils.score import scoring
+from iconicity_utils.score import BadInputError, score, score_folders
+from iconicity_utils.score.inputs import SKIPPED
+from iconicity_utils.score.tables import PER_REFERENCE
 
 #: file -> the reason it is skipped
 BAD = {
@@ -162,13 +164,11 @@ def _expect(per_image, skipped, gen_root: str) -> None:
 def test_the_folder_scorer_scores_every_good_file_and_records_every_bad_one(cases, tmp_path):
     cfg, refdir, gendir, prompts, _, encoders = cases
     out = tmp_path / "out"
-    res = scoring.score_folders(
-        refdir, gendir, prompts, kind="static", config=cfg, encoders=encoders, out_dir=out
-    )
+    res = score_folders(refdir, gendir, prompts, kind="static", config=cfg, encoders=encoders, out_dir=out)
     _expect(res.per_image, res.skipped_inputs, str(gendir))
-    written = read_table(out / scoring.SKIPPED)  # next to the scores
+    written = read_table(out / SKIPPED)  # next to the scores
     pd.testing.assert_frame_equal(written.drop(columns="note"), res.skipped_inputs, check_dtype=False)
-    pr = read_table(out / scoring.PER_REFERENCE)
+    pr = read_table(out / PER_REFERENCE)
     assert pr[["slug", "n_images", "n_skipped"]].values.tolist() == [["Starry_Night", 13, len(BAD)]]
     summary = res.summary()
     for name in BAD:
@@ -179,16 +179,16 @@ def test_the_folder_scorer_scores_every_good_file_and_records_every_bad_one(case
     assert prov["generated_skipped"] == len(BAD) + 2 and prov["references_dropped"] == ["Persistence"]
     # the other modes: "stop" lists every problem at once; "strict" stops at the first
     stop = cfg.with_overrides(scoring={"on_bad_image": "stop"})
-    with pytest.raises(scoring.BadInputError, match="10 inputs cannot be scored") as err:
-        scoring.score_folders(refdir, gendir, prompts, kind="static", config=stop, encoders=encoders)
+    with pytest.raises(BadInputError, match="10 inputs cannot be scored") as err:
+        score_folders(refdir, gendir, prompts, kind="static", config=stop, encoders=encoders)
     assert len(err.value.problems) == len(BAD) + 3
     strict = cfg.with_overrides(scoring={"on_bad_image": "strict"})
-    with pytest.raises(scoring.BadInputError, match=r"b_truncated\.png: truncated") as err:
-        scoring.score_folders(refdir, gendir, prompts, kind="static", config=strict, encoders=encoders)
+    with pytest.raises(BadInputError, match=r"b_truncated\.png: truncated") as err:
+        score_folders(refdir, gendir, prompts, kind="static", config=strict, encoders=encoders)
     assert "c_zero" not in str(err.value)
     ref_strict = cfg.with_overrides(scoring={"on_bad_reference": "strict"})
-    with pytest.raises(scoring.BadInputError, match=r"bad reference image .*Persistence.*truncated"):
-        scoring.score_folders(refdir, gendir, prompts, kind="static", config=ref_strict, encoders=encoders)
+    with pytest.raises(BadInputError, match=r"bad reference image .*Persistence.*truncated"):
+        score_folders(refdir, gendir, prompts, kind="static", config=ref_strict, encoders=encoders)
 
 
 def test_the_study_scorer_gives_the_same_rows_and_skips(cases, tmp_path):
@@ -208,8 +208,8 @@ def test_the_study_scorer_gives_the_same_rows_and_skips(cases, tmp_path):
     write_table(pd.DataFrame(rows), cfg.generations_manifest, cfg)
     refs = pd.DataFrame({"slug": ["starry_night", "persistence"], "kind": ["static", "static"]})
     write_table(refs, cfg.references_table, cfg)
-    res = scoring.score(cfg, encoders=encoders)
-    skipped = read_table(cfg.results_dir / scoring.SKIPPED)
+    res = score(cfg, encoders=encoders)
+    skipped = read_table(cfg.results_dir / SKIPPED)
     _expect(res.per_image, skipped, "generated")
     pr = res.per_reference
     assert pr[["slug", "n_images", "n_skipped"]].values.tolist() == [["starry_night", 13, len(BAD)]]

@@ -482,11 +482,11 @@ def test_folder_scorer_output_exact_copy_is_all_pink(tmp_path, standins, demo_cf
     """A user's folders scored with score_folders (absolute paths), explored without a config."""
     import scoring_fixtures as sf
 
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score import score_folders
 
     refdir, gendir, prompts = sf.make_folders(tmp_path)
     cfg = demo_cfg.with_overrides(scoring={"n_bootstrap": 100})
-    scoring.score_folders(
+    score_folders(
         refdir,
         gendir,
         prompts,

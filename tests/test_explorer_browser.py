@@ -93,11 +93,11 @@ def study(served_root, standins):
     """A small study scored with the stand-in encoders: index 0 of every group is an exact copy."""
     import scoring_fixtures as sf
 
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score import score
 
     cfg = sf.study_config(served_root / "browser-study", scoring={"n_bootstrap": 200})
     sf.make_study(cfg)
-    result = scoring.score(cfg)
+    result = score(cfg)
     return cfg, result.per_image
 
 

@@ -177,12 +177,12 @@ def test_pair_table_from_hand_made_scores(study):
 
 @pytest.fixture(scope="module")
 def stage(study, wn):
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score import score
 
     prompts = pv.build_prompts(study, wordnet=wn)
     first = pt.generate_variants(study, prompts, in_process=True, progress=False)
     again = pt.generate_variants(study, prompts, in_process=True, progress=False)
-    result = scoring.score(study)
+    result = score(study)
     return {"prompts": prompts, "first": first, "again": again, "scores": result,
             "comparison": pt.compare(study, result.per_image, prompts)}  # fmt: skip
 

@@ -49,7 +49,7 @@ def rehearsal(tmp_path_factory):
     from iconicity_utils.core.io import read_table
     from iconicity_utils.demo.standins import build_for_config
     from iconicity_utils.generate import generate
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score import score
 
     folder = tmp_path_factory.mktemp("rehearsal")
     cfg = write_study_config(folder, name="rehearsal", base="rehearsal")
@@ -64,7 +64,7 @@ def rehearsal(tmp_path_factory):
     summary = generate(cfg, progress=False)
     seconds["generate"] = time.perf_counter() - t
     t = time.perf_counter()
-    result = scoring.score(cfg)
+    result = score(cfg)
     seconds["score"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     (folder / "rehearsal_timings.json").write_text(json.dumps(seconds, indent=2))
@@ -264,9 +264,9 @@ def test_rehearsal_scores_every_image(rehearsal):
     for info in result.encoders.values():
         assert info["revision"] == content_digest(reg.standin_path(info["encoder"]))
     from iconicity_utils.core.io import read_table
-    from iconicity_utils.score import scoring
+    from iconicity_utils.score.tables import PER_MODEL
 
-    prov = read_table(cfg.results_dir / scoring.PER_MODEL).attrs["provenance"]
+    prov = read_table(cfg.results_dir / PER_MODEL).attrs["provenance"]
     assert prov["note"] == STANDIN_LABEL
     revs = prov["revisions"]
     assert set(revs["models"]) == set(cfg.models) and set(revs["encoders"]) == {

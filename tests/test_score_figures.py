@@ -11,7 +11,7 @@ from PIL import Image
 from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.core.plotting import save_figure
 from iconicity_utils.score import figures as F
-from iconicity_utils.score import scoring
+from iconicity_utils.score import score
 
 
 def test_reuse_overlay_tints_reused_cells_pink_and_the_rest_green():
@@ -34,7 +34,7 @@ def test_reuse_overlay_tints_reused_cells_pink_and_the_rest_green():
 def scored(tmp_path_factory, standins):
     cfg = sf.study_config(tmp_path_factory.mktemp("figs"), scoring={"n_bootstrap": 200})
     sf.make_study(cfg)
-    return cfg, scoring.score(cfg, write=False)
+    return cfg, score(cfg, write=False)
 
 
 def test_every_figure_draws_and_saves_labelled(scored, tmp_path):

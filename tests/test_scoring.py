@@ -23,8 +23,12 @@ from iconicity_utils.metrics.realization import cell_mode_agreement, visual_reus
 from iconicity_utils.metrics.recognition import recognition
 from iconicity_utils.registry import STANDIN_LABEL, Registry
 from iconicity_utils.registry.encoders import EncoderError, EncoderLoadError, embed_images, load_encoder
-from iconicity_utils.score import scoring
+from iconicity_utils.score import BadInputError, ScoringInputError, score, score_folders, score_images
 from iconicity_utils.score import tables as score_tables
+from iconicity_utils.score.cli import main as score_main
+from iconicity_utils.score.inputs import SKIPPED, reference_files
+from iconicity_utils.score.tables import PER_MODEL, PER_REFERENCE
+from iconicity_utils.score.writer import PER_IMAGE
 
 ENCODERS = ("tiny-clip", "tiny-dino", "tiny-sscd")
 REQUIRED = [
@@ -45,7 +49,7 @@ def study(tmp_path_factory, standins):
     sf.make_study(cfg)
     encoders = load_all(cfg)
     strict = cfg.with_overrides(thresholds={"tau_cra_static": 0.999, "tau_cra_dynamic": 0.999})
-    result = scoring.score(strict, encoders=encoders)
+    result = score(strict, encoders=encoders)
     return cfg, encoders, result
 
 
@@ -102,7 +106,7 @@ def test_engine_equals_an_image_by_image_computation(study):
     cfg, encoders, res = study
     for (_model, slug), g in res.per_image.groupby(["model", "slug"]):
         kind = g["kind"].iloc[0]
-        refs = scoring.reference_files(cfg.reference_dir(kind, slug), kind)
+        refs = reference_files(cfg.reference_dir(kind, slug), kind)
         gens = [cfg.absolute(p) for p in g["path"]]
         clip = encoders["tiny-clip"]
         rec = recognition(embed_images(clip, gens), embed_images(clip, refs), kind=kind, tau=0.999)
@@ -140,7 +144,7 @@ def test_per_reference_aggregates_by_hand(study):
 
 def test_tables_are_written_labelled_with_provenance(study):
     cfg, _, res = study
-    for name in (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL):
+    for name in (PER_IMAGE, PER_REFERENCE, PER_MODEL):
         df = read_table(cfg.results_dir / name)
         assert (df["note"] == STANDIN_LABEL).all()
         prov = df.attrs["provenance"]
@@ -149,14 +153,14 @@ def test_tables_are_written_labelled_with_provenance(study):
         assert settings["thresholds"]["tau_cra_static"] == 0.999  # the effective values, overrides included
         assert prov["encoders"]["recognition"]["encoder"] == "tiny-clip"
         assert prov["encoders"]["realization"]["fingerprint"]
-    back = read_table(cfg.results_dir / scoring.PER_IMAGE)
+    back = read_table(cfg.results_dir / PER_IMAGE)
     np.testing.assert_allclose(np.stack(back["vr_cells"]), np.stack(res.per_image["vr_cells"]))
 
 
 def test_rescoring_uses_the_cache_and_no_encoder(study):
     cfg, encoders, first = study
     calls = {n: e.calls for n, e in encoders.items()}
-    again = scoring.score(cfg, encoders=encoders, write=False)  # config thresholds 0.70 / 0.75
+    again = score(cfg, encoders=encoders, write=False)  # config thresholds 0.70 / 0.75
     assert again.forward_calls == 0 and again.counts["images"] == 0
     assert {n: e.calls for n, e in encoders.items()} == calls
     import iconicity_utils.registry.encoders as enc_module
@@ -166,7 +170,7 @@ def test_rescoring_uses_the_cache_and_no_encoder(study):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(enc_module, "load_encoder", no_loading)
-        cold = scoring.score(cfg, write=False)  # encoders described (fingerprints), never loaded
+        cold = score(cfg, write=False)  # encoders described (fingerprints), never loaded
     assert (
         cold.forward_calls == 0
         and cold.per_image["cra_pass"].tolist() == again.per_image["cra_pass"].tolist()
@@ -204,7 +208,7 @@ def test_cell_mode_comparison_on_the_same_images(study):
     tokens_cfg = cfg.with_overrides(
         realization={"cells": "tokens"}, thresholds={"tau_cra_static": 0.999, "tau_cra_dynamic": 0.999}
     )
-    tokens = scoring.score(tokens_cfg, encoders=encoders, write=False)
+    tokens = score(tokens_cfg, encoders=encoders, write=False)
     assert set(tokens.per_image["vr_cells_mode"]) == {"tokens"} and tokens.forward_calls > 0
     summary, table = score_tables.cell_mode_comparison(crop, tokens)
     want = cell_mode_agreement(
@@ -232,12 +236,12 @@ def test_a_stopped_run_resumes_and_keeps_what_it_computed(tmp_path, standins, mo
 
     monkeypatch.setattr(dino, "embed_batch", flaky)
     with pytest.raises(EncoderError, match=r"tiny-dino.*\.png.*device lost"):
-        scoring.score(cfg, encoders=encoders)
-    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()  # no table from a failed run
+        score(cfg, encoders=encoders)
+    assert not (cfg.results_dir / PER_IMAGE).exists()  # no table from a failed run
     monkeypatch.setattr(dino, "embed_batch", real)
-    done = scoring.score(cfg, encoders=encoders)
+    done = score(cfg, encoders=encoders)
     assert 0 < done.counts["images"] < 13  # 13 distinct images; the finished ones were kept
-    again = scoring.score(cfg, encoders=encoders)
+    again = score(cfg, encoders=encoders)
     assert again.forward_calls == 0
     np.testing.assert_allclose(done.per_image["cra_sim"], study[2].per_image["cra_sim"], atol=1e-6)
     np.testing.assert_allclose(
@@ -250,34 +254,34 @@ def test_bad_inputs_are_named(tmp_path, standins):
     sf.make_study(cfg)
     manifest = read_table(cfg.generations_manifest)
     write_table(manifest.drop(columns=["seed"]), cfg.generations_manifest, cfg)
-    with pytest.raises(scoring.ScoringInputError, match="seed"):
-        scoring.score(cfg)
+    with pytest.raises(ScoringInputError, match="seed"):
+        score(cfg)
     write_table(
         manifest.assign(slug=manifest.slug.replace("persistence", "unknown_work")),
         cfg.generations_manifest,
         cfg,
     )
-    with pytest.raises(scoring.ScoringInputError, match="unknown_work"):
-        scoring.score(cfg)
+    with pytest.raises(ScoringInputError, match="unknown_work"):
+        score(cfg)
     write_table(manifest, cfg.generations_manifest, cfg)
     victim = cfg.absolute(manifest["path"].iloc[4])
     victim.write_bytes(b"not a png")
     strict = cfg.with_overrides(scoring={"on_bad_image": "strict"})
-    with pytest.raises(scoring.BadInputError, match=rf"{victim.name}: not_an_image.*on_bad_image = 'strict'"):
-        scoring.score(strict)
+    with pytest.raises(BadInputError, match=rf"{victim.name}: not_an_image.*on_bad_image = 'strict'"):
+        score(strict)
     victim.unlink()
-    with pytest.raises(scoring.BadInputError, match=rf"{victim.name}: missing"):
-        scoring.score(strict)
-    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()  # nothing is written when stopping
+    with pytest.raises(BadInputError, match=rf"{victim.name}: missing"):
+        score(strict)
+    assert not (cfg.results_dir / PER_IMAGE).exists()  # nothing is written when stopping
     shutil.rmtree(cfg.reference_dir("static", "starry_night"))
     cfg.reference_dir("static", "starry_night").mkdir()
     stop = cfg.with_overrides(scoring={"on_bad_image": "stop", "on_bad_reference": "stop"})
-    with pytest.raises(scoring.BadInputError, match=r"(?s)8 inputs.*starry_night.*missing") as err:
-        scoring.score(stop)  # every problem listed at once: the reference, its 6 images, the victim
+    with pytest.raises(BadInputError, match=r"(?s)8 inputs.*starry_night.*missing") as err:
+        score(stop)  # every problem listed at once: the reference, its 6 images, the victim
     assert sorted(err.value.problems["reason"]) == ["missing"] * 2 + ["reference_dropped"] * 6
-    res = scoring.score(cfg)  # the defaults: skip the image, drop the reference, record both
+    res = score(cfg)  # the defaults: skip the image, drop the reference, record both
     assert len(res.per_image) == 18 - 1 - 6 and "starry_night" not in set(res.per_image.slug)
-    skipped = read_table(cfg.results_dir / scoring.SKIPPED)
+    skipped = read_table(cfg.results_dir / SKIPPED)
     assert skipped[["role", "reason"]].value_counts().to_dict() == {
         ("generated", "reference_dropped"): 6,
         ("generated", "missing"): 1,
@@ -289,8 +293,8 @@ def test_bad_inputs_are_named(tmp_path, standins):
     assert pr.loc[(row.model, row.slug), "n_skipped"] == 1 and pr.loc[(row.model, row.slug), "n_images"] == 2
     assert pr["n_skipped"].sum() == 1  # a dropped reference has no row; its images are in the table
     write_table(manifest[manifest.slug == "starry_night"], cfg.generations_manifest, cfg)
-    with pytest.raises(scoring.BadInputError, match="(?s)nothing to score.*starry_night"):
-        scoring.score(cfg)
+    with pytest.raises(BadInputError, match="(?s)nothing to score.*starry_night"):
+        score(cfg)
 
 
 def test_no_silent_fallback_when_an_encoder_cannot_load_or_fails(tmp_path, standins, study):
@@ -300,13 +304,13 @@ def test_no_silent_fallback_when_an_encoder_cannot_load_or_fails(tmp_path, stand
         tmp_path, name="unbuilt", paths={**_paths(tmp_path), "standins": str(tmp_path / "none")}
     )
     with pytest.raises(EncoderLoadError, match="tiny-"):
-        scoring.score(unbuilt)
+        score(unbuilt)
     encoders = load_all(cfg)
     clip = encoders["tiny-clip"]
     clip.model.encode_image = lambda x: {"image_embeds": x}  # an output object, not a tensor
     with pytest.raises(EncoderError, match=r"tiny-clip.*\.png"):
-        scoring.score(cfg, encoders=encoders)
-    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()
+        score(cfg, encoders=encoders)
+    assert not (cfg.results_dir / PER_IMAGE).exists()
 
 
 def _paths(root: Path) -> dict[str, str]:
@@ -337,7 +341,7 @@ def folders(tmp_path_factory, standins):
 
 def test_folder_scorer_layout_whitelist_kgen_and_dedup(folders, tmp_path):
     cfg, refdir, gendir, prompts, encoders = folders
-    res = scoring.score_folders(
+    res = score_folders(
         refdir,
         gendir,
         prompts,
@@ -363,17 +367,15 @@ def test_folder_scorer_layout_whitelist_kgen_and_dedup(folders, tmp_path):
     copies = df[df["index"] == 0]
     np.testing.assert_allclose(copies["cra_sim"], 1.0, atol=1e-5)
     assert (copies["vr"] == 1).all()
-    for name in (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL):
+    for name in (PER_IMAGE, PER_REFERENCE, PER_MODEL):
         assert (tmp_path / "out" / name).is_file()
     one = cfg.with_overrides(realization={"k_gen": 1})
-    static = scoring.score_folders(refdir, gendir, prompts, kind="static", config=one, encoders=encoders)
+    static = score_folders(refdir, gendir, prompts, kind="static", config=one, encoders=encoders)
     assert set(static.per_image["n_ref"]) == {1} and len(static.per_image) == 6
-    with pytest.raises(scoring.ScoringInputError, match="nothing to score"):
-        scoring.score_folders(
-            refdir, gendir, prompts, kind="static", slug_col="label_clean", models=[], config=cfg
-        )
-    with pytest.raises(scoring.ScoringInputError, match="column 'title'"):
-        scoring.score_folders(refdir, gendir, prompts, kind="static", slug_col="title", config=cfg)
+    with pytest.raises(ScoringInputError, match="nothing to score"):
+        score_folders(refdir, gendir, prompts, kind="static", slug_col="label_clean", models=[], config=cfg)
+    with pytest.raises(ScoringInputError, match="column 'title'"):
+        score_folders(refdir, gendir, prompts, kind="static", slug_col="title", config=cfg)
 
 
 @pytest.mark.parametrize("kind", ["static", "dynamic"])
@@ -381,7 +383,7 @@ def test_scores_equal_the_authors_algorithm(folders, kind):
     """Identical inputs and weights: our batched, cached scorer equals their per-image loops."""
     cfg, refdir, gendir, prompts, encoders = folders
     labels = pd.read_csv(prompts)["label_clean"].tolist()
-    ours = scoring.score_folders(refdir, gendir, prompts, kind=kind, config=cfg, encoders=encoders).per_image
+    ours = score_folders(refdir, gendir, prompts, kind=kind, config=cfg, encoders=encoders).per_image
     cra = authors_cra(refdir, gendir, labels, kind, encoders["tiny-clip"])
     vr = authors_vr(refdir, gendir, labels, kind, encoders["tiny-dino"])
     assert len(cra) == len(vr) == len(ours) == 30
@@ -398,16 +400,16 @@ def test_command_line(folders, tmp_path, study):
     out = tmp_path / "cli"
     argv = ["--refdir", str(refdir), "--gendir", str(gendir), "--prompts", str(prompts), "--kind", "dynamic"]
     assert (
-        scoring.main([*argv, "--config", cfg.source, "--out", str(out), "--k-gen", "2", "--tau-reuse", "0.5"])
+        score_main([*argv, "--config", cfg.source, "--out", str(out), "--k-gen", "2", "--tau-reuse", "0.5"])
         == 0
     )
-    df = read_table(out / scoring.PER_IMAGE)
+    df = read_table(out / PER_IMAGE)
     assert len(df) == 2 * 3 * 2 and (df["vr_tau"] == 0.5).all()
-    assert scoring.main(["--config", study[0].source]) == 0
+    assert score_main(["--config", study[0].source]) == 0
     with pytest.raises(SystemExit):
-        scoring.main(["--refdir", str(refdir)])
+        score_main(["--refdir", str(refdir)])
     assert (
-        scoring.main(
+        score_main(
             [*argv[:-2], "--kind", "static", "--config", cfg.source, "--out", str(out), "--model", "nope"]
         )
         == 2
@@ -438,13 +440,13 @@ def test_reference_files_static_first_dynamic_all(tmp_path):
     folder.mkdir()
     photo("coffee", (40, 40)).save(folder / "b.png")
     photo("astronaut", (40, 40)).save(folder / "a.png")
-    assert [p.name for p in scoring.reference_files(folder, "static")] == ["a.png"]
-    assert [p.name for p in scoring.reference_files(folder, "dynamic")] == ["a.png", "b.png"]
+    assert [p.name for p in reference_files(folder, "static")] == ["a.png"]
+    assert [p.name for p in reference_files(folder, "dynamic")] == ["a.png", "b.png"]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(scoring.ScoringInputError, match="empty"):
-        scoring.reference_files(tmp_path / "empty", "static")
+    with pytest.raises(ScoringInputError, match="empty"):
+        reference_files(tmp_path / "empty", "static")
     with pytest.raises(ValueError, match="unknown reference kind"):
-        scoring.reference_files(folder, "moving")
+        reference_files(folder, "moving")
 
 
 def test_static_and_dynamic_reference_folders(few, tmp_path):
@@ -456,16 +458,14 @@ def test_static_and_dynamic_reference_folders(few, tmp_path):
     gen = tmp_path / "gen.png"
     photo("coffee", (48, 48)).save(gen)  # a copy of the SECOND reference file
     dino_cfg = cfg.with_overrides(encoders={"recognition": "tiny-dino"})
-    static = scoring.score_images([gen], folder, kind="static", config=dino_cfg, encoders=encoders).per_image
-    dynamic = scoring.score_images(
-        [gen], folder, kind="dynamic", config=dino_cfg, encoders=encoders
-    ).per_image
+    static = score_images([gen], folder, kind="static", config=dino_cfg, encoders=encoders).per_image
+    dynamic = score_images([gen], folder, kind="dynamic", config=dino_cfg, encoders=encoders).per_image
     assert static["n_ref"].item() == 1 and static["cra_sim"].item() < 0.999
     assert dynamic["n_ref"].item() == 2 and dynamic["cra_sim"].item() == pytest.approx(1.0, abs=1e-5)
     assert dynamic["cra_ref"].item().endswith("b.png") and dynamic["cra_tau"].item() == TAU_CRA["dynamic"]
     assert dynamic["cra_encoder"].item() == "tiny-dino" and dynamic["path"].item() == gen.as_posix()
     with pytest.raises(ValueError, match="exactly one image"):
-        scoring.score_images([gen], [folder / "a.png", folder / "b.png"], kind="static", config=cfg)
+        score_images([gen], [folder / "a.png", folder / "b.png"], kind="static", config=cfg)
 
 
 @pytest.mark.parametrize("encoder", ["tiny-clip", "tiny-dino", "tiny-sscd"])
@@ -477,10 +477,10 @@ def test_an_exact_copy_is_recognised_by_any_encoder(few, tmp_path, encoder):
     copy.write_bytes(ref.read_bytes())
     cfg = cfg.with_overrides(encoders={"recognition": encoder})
     for kind in ("static", "dynamic"):
-        res = scoring.score_images([copy, copy], [ref], kind=kind, config=cfg, encoders=encoders)
+        res = score_images([copy, copy], [ref], kind=kind, config=cfg, encoders=encoders)
         assert res.per_reference["cra"].item() == 1.0
         np.testing.assert_allclose(res.per_image["cra_sim"], 1.0, atol=1e-5)
-    other = scoring.score_images([noise((60, 44), 0)], [ref], kind="static", config=cfg, encoders=encoders)
+    other = score_images([noise((60, 44), 0)], [ref], kind="static", config=cfg, encoders=encoders)
     assert other.per_image["cra_sim"].item() < 0.9999 and other.per_image["path"].item() == "<image 0>"
 
 
@@ -492,7 +492,7 @@ def test_an_exact_copy_is_fully_reused(few, name, cells):
     cfg, encoders = few
     ref = photo("astronaut", (90, 62))  # with grid remainders
     cfg = cfg.with_overrides(encoders={"realization": name}, realization={"cells": cells})
-    pi = scoring.score_images([ref.copy()], [ref], kind="static", config=cfg, encoders=encoders).per_image
+    pi = score_images([ref.copy()], [ref], kind="static", config=cfg, encoders=encoders).per_image
     np.testing.assert_allclose(pi["vr_cells"].item(), 1.0, atol=1e-5)
     assert pi["vr"].tolist() == [1.0] and pi["vi"].tolist() == [0.0] and pi["vr_tau"].item() == TAU_REUSE
     assert pi["vr_cells_mode"].item() == cells
@@ -502,7 +502,7 @@ def test_a_cell_permuted_copy_is_fully_reused_in_crop_mode(few):
     cfg, encoders = few
     ref = photo("chelsea", (96, 64))
     gens = [permuted(ref, seed=5), noise((96, 64), 1)]
-    pi = scoring.score_images(gens, [ref], kind="static", config=cfg, encoders=encoders).per_image
+    pi = score_images(gens, [ref], kind="static", config=cfg, encoders=encoders).per_image
     np.testing.assert_allclose(pi["vr_cells"].iloc[0], 1.0, atol=1e-5)  # each cell matches its moved original
     assert pi["vr"].iloc[0] == 1.0
     assert max(pi["vr_cells"].iloc[1]) < 0.999  # noise does not copy any cell
@@ -512,7 +512,7 @@ def test_pooling_modes_differ_and_are_recorded(few):
     cfg, encoders = few
     ref, gen = photo("coffee", (64, 64)), photo("rocket", (64, 64))
     runs = {
-        pool: scoring.score_images(
+        pool: score_images(
             [gen],
             [ref],
             kind="static",
@@ -525,9 +525,7 @@ def test_pooling_modes_differ_and_are_recorded(few):
     assert [runs[p]["vr_pool"].item() for p in runs] == ["mean_all", "cls"]
     clip = cfg.with_overrides(encoders={"realization": "tiny-clip"})
     assert (
-        scoring.score_images([gen], [ref], kind="static", config=clip, encoders=encoders)
-        .per_image["vr_pool"]
-        .item()
+        score_images([gen], [ref], kind="static", config=clip, encoders=encoders).per_image["vr_pool"].item()
         == "native"
     )
 
@@ -536,12 +534,12 @@ def test_cell_modes_compared_on_the_same_images(few):
     cfg, encoders = few
     refs = [photo("coffee", (64, 64))]
     gens = [photo("coffee", (64, 64)), permuted(photo("coffee", (64, 64))), noise((64, 64), 2)]
-    crop = scoring.score_images(gens, refs, kind="static", config=cfg, encoders=encoders)
+    crop = score_images(gens, refs, kind="static", config=cfg, encoders=encoders)
     tokens_cfg = cfg.with_overrides(realization={"cells": "tokens"})
-    tokens = scoring.score_images(gens, refs, kind="static", config=tokens_cfg, encoders=encoders)
+    tokens = score_images(gens, refs, kind="static", config=tokens_cfg, encoders=encoders)
     summary, _ = score_tables.cell_mode_comparison(crop, tokens)
     want = cell_mode_agreement(np.stack(crop.per_image["vr_cells"]), np.stack(tokens.per_image["vr_cells"]))
     assert summary == want and summary["n_images"] == 3
     clip_tokens = tokens_cfg.with_overrides(encoders={"realization": "tiny-clip"})
     with pytest.raises(Exception, match="timm"):
-        scoring.score_images(gens, refs, kind="static", config=clip_tokens, encoders=encoders)
+        score_images(gens, refs, kind="static", config=clip_tokens, encoders=encoders)

@@ -26,11 +26,14 @@ from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.core.launch import launch_command
 from iconicity_utils.registry import Registry
 from iconicity_utils.registry.encoders import load_encoder
-from iconicity_utils.score import scoring
+from iconicity_utils.score import score
+from iconicity_utils.score.inputs import SKIPPED
 from iconicity_utils.score.store import FeatureStore
+from iconicity_utils.score.tables import PER_MODEL, PER_REFERENCE
+from iconicity_utils.score.writer import PER_IMAGE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TABLES = (scoring.PER_IMAGE, scoring.PER_REFERENCE, scoring.PER_MODEL, scoring.SKIPPED)
+TABLES = (PER_IMAGE, PER_REFERENCE, PER_MODEL, SKIPPED)
 KEYS = ["model", "variant", "slug", "index"]
 EXTRA = 6  # noise images per (model, reference) on top of the fixtures' three
 FLUSH = 4  # images per block: ~22 blocks, so both processes get some and a kill lands mid-run
@@ -99,7 +102,7 @@ def one(study, encoders):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = scoring.score(configs["one"], encoders=encoders)
+        res = score(configs["one"], encoders=encoders)
     finally:
         torch.set_num_threads(threads)
     return (res.counts["images"], res.forward_calls), _tables(configs["one"])
@@ -113,11 +116,11 @@ def test_two_processes_give_the_tables_of_one(study, one):
     assert per_process and min(map(int, per_process.groups())) > 0, run.stdout
     counts, want = one
     got = _tables(configs["two"])
-    assert len(want[scoring.PER_IMAGE]) == len(manifest) == 2 * 3 * (3 + EXTRA)
+    assert len(want[PER_IMAGE]) == len(manifest) == 2 * 3 * (3 + EXTRA)
     for name in TABLES:
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)
     assert _counts(run.stdout) == counts  # the work was split, not repeated
-    assert got[scoring.PER_IMAGE].attrs["provenance"]["num_processes"] == 2
+    assert got[PER_IMAGE].attrs["provenance"]["num_processes"] == 2
     # each process wrote its own shards into the shared cache
     cells = next((configs["two"].path("cache") / "features" / "tiny-dino").glob("cells-crop-*"))
     assert {p.name.split("-")[1] for p in cells.glob("part-*")} == {"p0", "p1"}
@@ -151,7 +154,7 @@ def test_a_run_killed_with_sigkill_resumes_without_recomputing(study, one, encod
         proc.wait(timeout=30)
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    assert not (cfg.results_dir / scoring.PER_IMAGE).exists()  # no table from a killed run
+    assert not (cfg.results_dir / PER_IMAGE).exists()  # no table from a killed run
     stores = _store_keys(cfg.path("cache"))
     complete = set.intersection(*stores)
     (n_unique, calls), want = one  # distinct images (exact copies share their features) and passes
@@ -159,17 +162,17 @@ def test_a_run_killed_with_sigkill_resumes_without_recomputing(study, one, encod
         f"the kill should land mid-run ({len(complete)} images cached)"
     )
 
-    res = scoring.score(cfg, encoders=encoders)
+    res = score(cfg, encoders=encoders)
     assert res.counts["images"] == n_unique - len(complete)  # exactly the images the kill left undone
     assert 0 < res.forward_calls < calls  # the same blocks as the full run, fewer of them
-    again = scoring.score(cfg, encoders=encoders)
+    again = score(cfg, encoders=encoders)
     assert again.forward_calls == 0 and again.counts["images"] == 0
     for result in (res, again):
-        df = read_table(cfg.results_dir / scoring.PER_IMAGE)
+        df = read_table(cfg.results_dir / PER_IMAGE)
         assert len(df) == len(manifest) and not df.duplicated(KEYS).any()  # each image exactly once
         assert len(result.per_image) == len(df)
-    got = read_table(cfg.results_dir / scoring.PER_IMAGE)
-    ref = want[scoring.PER_IMAGE]
+    got = read_table(cfg.results_dir / PER_IMAGE)
+    ref = want[PER_IMAGE]
     np.testing.assert_allclose(got["cra_sim"], ref["cra_sim"], atol=1e-6)
     np.testing.assert_allclose(np.stack(got["vr_cells"]), np.stack(ref["vr_cells"]), atol=1e-6)
     assert got["cra_pass"].tolist() == ref["cra_pass"].tolist()

@@ -7,7 +7,7 @@ import pytest
 import scoring_fixtures as sf
 
 from iconicity_utils.core.io import read_table
-from iconicity_utils.score import scoring
+from iconicity_utils.score.writer import PER_IMAGE
 
 FIGURES_03 = ["03_cra_similarity.png", "03_cra_per_model.png"]
 FIGURES_04 = [
@@ -42,6 +42,6 @@ def test_notebooks_03_and_04_run_on_a_study(tmp_path, standins):
         if book == "04_realization":
             assert "0 encoder forward passes" in text  # notebook 04 reads the features 03 cached
             assert "Skipped: this config uses random-weight stand-in encoders" in text
-    assert len(read_table(cfg.results_dir / scoring.PER_IMAGE)) == 18
+    assert len(read_table(cfg.results_dir / PER_IMAGE)) == 18
     for name in FIGURES_03 + FIGURES_04:
         assert (cfg.figures_dir / name).stat().st_size > 5000, name
