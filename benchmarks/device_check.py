@@ -316,7 +316,7 @@ def run_config(base: dict, root: Path, out: Path, run: Run, sizes: dict) -> dict
     data["generation"].update(gen, device=run.device if run.stage in ("generate", "preflight") else "cpu")
     enc_device = run.device if run.stage in ("score", "preflight") else "cpu"
     data["encoders"].update(device=enc_device, precision=run.precision)
-    data.setdefault("realization", {}).update(n_bootstrap=50, num_workers=0)
+    data.setdefault("scoring", {}).update(n_bootstrap=50, num_workers=0)
     return data
 
 

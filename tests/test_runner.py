@@ -89,7 +89,7 @@ def test_run_all_sh_help_and_bad_arguments(repo_root):
 
 def test_runner_rejects_missing_config(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "iconicity_utils.pipeline.runner", "--config", str(tmp_path / "none.yaml")],
+        [sys.executable, "-m", "iconicity_utils", "run", "--config", str(tmp_path / "none.yaml")],
         capture_output=True,
         text=True,
     )
