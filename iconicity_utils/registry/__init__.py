@@ -31,8 +31,10 @@ Modules:
 
 Example:
     >>> from iconicity_utils import registry
-    >>> registry.list_models()                  # doctest: +SKIP
+    >>> [m for m in registry.list_models() if not m.startswith("rehearsal-")]
     ['flux1-schnell', 'sd15', 'sd21', 'sd35-medium', 'sdxl', 'tiny-sd-a', 'tiny-sd-b']
+    >>> registry.get_model("sd15").pipeline, registry.get_encoder("tiny-clip").is_standin
+    ('StableDiffusionPipeline', True)
 """
 
 from iconicity_utils.core.constants import STANDIN_LABEL
