@@ -339,9 +339,17 @@ def score_images(
         A :class:`ScoreResult` whose per-image table has one row per generated image, in order
         (model ``"images"``, slug ``"reference"``), with paths as given (a PIL image: ``<image i>``).
 
-    Example:
-        >>> res = score_images(["gen0.png", "gen1.png"], ["ref.png"], kind="static")  # doctest: +SKIP
-        >>> res.per_reference["cra"].item(), res.per_image["vr"].tolist()  # doctest: +SKIP
+    Example (on the demo's random-weight stand-ins: only the encoder-free numbers are real):
+        >>> from PIL import Image
+        >>> from skimage import data
+        >>> from iconicity_utils.registry import PROJECT_ROOT
+        >>> ref = Image.fromarray(data.astronaut())
+        >>> res = score_images([ref, ref.rotate(90)], [ref], kind="static",
+        ...                    config=PROJECT_ROOT / "configs" / "demo.yaml")
+        >>> res.per_image[["cra_sim", "vr", "phash_dist"]].iloc[0].round(6).tolist()  # the exact copy
+        [1.0, 1.0, 0.0]
+        >>> int(res.per_image["phash_dist"].iloc[1])  # the rotation, 24 of 64 bits apart
+        24
     """
     check_kind(kind)
     cfg = study_config(config)
