@@ -15,11 +15,11 @@ Measured, interleaved ``--repeats`` times (best of each kept, so all see the sam
 - **bare DuckDB read** of the caption column on every core: ``max(strlen(TEXT))`` over the glob
   (every page read and decoded) and the column fetched as Arrow record batches (strings
   materialised); the faster one is the baseline;
-- **the counting scan** (``caption_counts.count_captions``, the real front door: process pool on
-  every core, per-shard partials written) with each matcher, from an empty partials folder;
+- **the counting scan** (``iconicity_utils.correlates.count_captions``, the real front door: process
+  pool on every core, per-shard partials written), from an empty partials folder;
 - one process on one core (``workers=1``) over two shards, for the per-core rate;
-- the per-caption loop with the same semantics (Python normalisation, pyahocorasick per caption,
-  boundary checks), one process, on ``--naive`` captions.
+- the per-caption loop with the same semantics (Python normalisation, the same Aho-Corasick
+  package per caption, boundary checks), one process, on ``--naive`` captions.
 
 Rates are captions per wall second and per CPU second (threads and pool workers included).
 
@@ -193,13 +193,11 @@ def bare_duckdb(glob: str, threads: int) -> dict[str, tuple[float, float]]:
 
 def scan(cfg_factory, matcher: str, workers: int, shard: str | None = None):
     """The real front door on an empty partials folder: ``((wall rate, CPU rate), counts)``."""
-    from iconicity_utils.correlates import caption_counts as cc
+    from iconicity_utils.correlates import count_captions
 
     cfg = cfg_factory(matcher)
     shutil.rmtree(cfg.path("cache"), ignore_errors=True)
-    result, wall, cpu = timed(
-        lambda: cc.count_captions(cfg, workers=workers, shard=shard, log=lambda m: None)
-    )
+    result, wall, cpu = timed(lambda: count_captions(cfg, workers=workers, shard=shard, log=lambda m: None))
     if workers > 1:  # pool workers are forked by a server process: their CPU time comes from the scan itself
         cpu += result.cpu_seconds
     rows = result.rows_scanned
@@ -209,20 +207,19 @@ def scan(cfg_factory, matcher: str, workers: int, shard: str | None = None):
 
 def naive_loop(path: Path, titles: list[str], limit: int) -> tuple[float, float]:
     """The per-caption loop the issue measured, with our semantics: Python normalisation of each
-    caption, pyahocorasick over it, the boundary checks, a set per caption.  One process."""
+    caption, the Aho-Corasick automaton over it (ahocorasick_rs on a str: character offsets), the
+    boundary checks, a set per caption.  One process."""
     import unicodedata
 
-    import ahocorasick
+    import ahocorasick_rs as ar
     import pyarrow.parquet as pq
 
-    from iconicity_utils.correlates import caption_counts as cc
+    from iconicity_utils.correlates.matcher import build_patterns
+    from iconicity_utils.correlates.normalise import QUOTES
 
-    pats = cc.build_patterns(titles)
-    trie = ahocorasick.Automaton()
-    for i, p in enumerate(pats.patterns):
-        trie.add_word(p, (i, len(p)))
-    trie.make_automaton()
-    quotes = str.maketrans(cc.QUOTES)
+    pats = build_patterns(titles)
+    ac = ar.AhoCorasick(list(pats.patterns), matchkind=ar.MatchKind.Standard)
+    quotes = str.maketrans(QUOTES)
     captions = pq.read_table(path, columns=["TEXT"]).column(0).slice(0, limit).to_pylist()
 
     def word(ch: str) -> bool:
@@ -233,11 +230,10 @@ def naive_loop(path: Path, titles: list[str], limit: int) -> tuple[float, float]
         for c in captions:
             t = " ".join(unicodedata.normalize("NFKC", c).lower().translate(quotes).split())
             seen = set()
-            for end, (i, n) in trie.iter(t):
-                s = end - n + 1
+            for i, s, end in ac.find_matches_as_indexes(t, overlapping=True):
                 if pats.starts_word[i] and s > 0 and word(t[s - 1]):
                     continue
-                if pats.ends_word[i] and end + 1 < len(t) and word(t[end + 1]):
+                if pats.ends_word[i] and end < len(t) and word(t[end]):
                     continue
                 seen.add(i)
             counts[list(seen)] += 1
@@ -252,7 +248,9 @@ def main() -> int:
     parser.add_argument("--captions", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--matchers", default="ahocorasick_rs,pyahocorasick")
+    parser.add_argument(
+        "--matchers", default="ahocorasick_rs", help="matchers to scan with (default: %(default)s)"
+    )
     parser.add_argument(
         "--naive", type=int, default=200_000, help="captions for the per-caption loop (0: skip)"
     )

@@ -40,14 +40,14 @@ MODELS = ["tiny-sd-a", "tiny-sd-b"]
 
 
 def study_config(folder: Path, name: str = "c06", **correlates):
-    """The demo config with outputs in ``folder`` and a synthetic caption corpus, pyahocorasick, 1 worker."""
+    """The demo config with outputs in ``folder`` and a synthetic caption corpus, ahocorasick_rs, 1 worker."""
     section = {
         "n_bootstrap": 200,
         "frequency": {
             "corpus": "test captions",
             "shards": "captions/demo_captions_*.parquet",
             "synthetic_corpus": True,
-            "matcher": "pyahocorasick",
+            "matcher": "ahocorasick_rs",
             "workers": 1,
         },
     }

@@ -16,26 +16,27 @@ from scipy import stats
 from iconicity_utils.collect import sparql
 from iconicity_utils.config import ConfigError
 from iconicity_utils.core.io import read_table
-from iconicity_utils.correlates import correlates as co
+from iconicity_utils.correlates import covariates, front_door, pageviews
+from iconicity_utils.correlates import stats as cstats
 
 # ---- textual uniqueness -------------------------------------------------------------------------
 
 
 def test_zipf_of_known_words():
     # wordfreq 3.1.1 (docs/offline-recipes.md §6.3): painting 4.60, starry 3.15; the 7.73, night 5.61
-    assert co.zipf_stats("painting") == (4.60, 4.60, 1)
-    mean, low, n = co.zipf_stats("The Starry Night")
+    assert covariates.zipf_stats("painting") == (4.60, 4.60, 1)
+    mean, low, n = covariates.zipf_stats("The Starry Night")
     assert n == 3 and low == 3.15 and mean == pytest.approx((7.73 + 3.15 + 5.61) / 3)
-    assert co.zipf_stats("Face/Off") == pytest.approx(((5.45 + 5.93) / 2, 5.45, 2))
-    assert co.zipf_stats("Qwxzzyq")[:2] == (0.0, 0.0)  # a word wordfreq does not know
-    mean, low, n = co.zipf_stats("...")
+    assert covariates.zipf_stats("Face/Off") == pytest.approx(((5.45 + 5.93) / 2, 5.45, 2))
+    assert covariates.zipf_stats("Qwxzzyq")[:2] == (0.0, 0.0)  # a word wordfreq does not know
+    mean, low, n = covariates.zipf_stats("...")
     assert n == 0 and np.isnan(mean) and np.isnan(low)
 
 
 def test_homonyms_from_the_references_table_are_other_items(tmp_path):
     cfg = study_config(tmp_path)
     refs = make_references(cfg)
-    values, prov = co.homonym_counts(cfg, refs)
+    values, prov = covariates.homonym_counts(cfg, refs)
     assert list(values) == [n - 1 for n in refs["label_homonyms"]]
     assert "label_homonyms - 1" in prov["source"]
 
@@ -54,7 +55,7 @@ def test_the_ambiguity_query_on_the_local_store(tmp_path):
     )  # fmt: skip
     refs = pd.concat([refs, extra], ignore_index=True)
     make_references(cfg, refs)
-    values, prov = co.homonym_counts(cfg, refs)
+    values, prov = covariates.homonym_counts(cfg, refs)
     got = dict(zip(refs["slug"], values, strict=True))
     assert got["titanic"] == 2  # the 1953 and 1943 films
     assert got["psycho"] == 2  # the 1960 film (labelled "Psycho" in the store) and the 1998 one
@@ -104,7 +105,7 @@ def test_pageviews_online_then_offline_from_the_cache(tmp_path):
     with pageviews_server() as server:
         cfg = pv_config(tmp_path, server, "online")
         refs = make_references(cfg)
-        views, prov = co.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
+        views, prov = pageviews.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
         got = dict(zip(refs["qid"], views, strict=True))
         assert got["Q12418"] == 1234 and got["Q44578"] == 1234
         assert pd.isna(got["Q45585"])  # the API knows no views (404): NA, not 0
@@ -117,7 +118,9 @@ def test_pageviews_online_then_offline_from_the_cache(tmp_path):
         n_requests = len(server.seen)
     assert len(list(cfg.path("cache", "http").glob("*.json"))) == 12  # every answer cached, the 404 too
     offline = pv_config(tmp_path, server, "cache")  # the server is stopped: nothing can be fetched
-    views_again, prov_again = co.fetch_pageviews(offline, refs, sleep=lambda s: None, log=lambda m: None)
+    views_again, prov_again = pageviews.fetch_pageviews(
+        offline, refs, sleep=lambda s: None, log=lambda m: None
+    )
     assert list(pd.array(views_again, dtype="Int64").fillna(-1)) == list(
         pd.array(views, dtype="Int64").fillna(-1)
     )
@@ -130,9 +133,9 @@ def test_pageviews_offline_without_a_cache_fail_clearly(tmp_path):
         cfg = pv_config(tmp_path, server, "cache")
     refs = make_references(cfg)
     with pytest.raises(
-        co.PageviewsUnavailable, match="mode is 'cache' and 1 response.*not cached.*mode 'online'"
+        pageviews.PageviewsUnavailable, match="mode is 'cache' and 1 response.*not cached.*mode 'online'"
     ):
-        co.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
+        pageviews.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
     assert server.seen == []  # nothing was asked
 
 
@@ -148,22 +151,22 @@ def test_pageviews_online_without_a_network_fail_clearly(tmp_path):
     cfg = cfg.with_overrides(collection={"http": {"max_retries": 0, "timeout_s": 2.0}})
     refs = make_references(cfg)
     with pytest.raises(sparql.RequestFailed, match="connection failed"):
-        co.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
+        pageviews.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
 
 
 def test_pageviews_off_is_nothing(tmp_path):
     cfg = study_config(tmp_path)
-    assert co.fetch_pageviews(cfg, make_references(cfg)) is None
+    assert pageviews.fetch_pageviews(cfg, make_references(cfg)) is None
 
 
-# ---- the features table -------------------------------------------------------------------------
+# ---- the covariates table -----------------------------------------------------------------------
 
 
-def test_the_features_table(tmp_path):
+def test_the_covariates_table(tmp_path):
     cfg = study_config(tmp_path)
     make_study(cfg)
-    features = co.build_features(cfg, log=lambda m: None)
-    on_disk = read_table(co.features_table_path(cfg))
+    features = covariates.build_covariates(cfg, log=lambda m: None)
+    on_disk = read_table(covariates.covariates_table_path(cfg))
     assert on_disk["slug"].is_unique and len(on_disk) == 12
     numeric = ["caption_count", "caption_count_log10", "exact_caption_count", "exact_caption_count_log10",
                "zipf_mean", "zipf_min", "n_words", "homonyms", "sitelinks", "sitelinks_log10", "year"]  # fmt: skip
@@ -182,8 +185,11 @@ def test_the_features_table(tmp_path):
     assert freq["source"] == "scan" and freq["corpus"] == "test captions" and freq["rows_scanned"] == 20_000
     assert freq["scan_finished_utc"].endswith("Z") and "matcher" in freq
     assert columns["zipf_mean"]["version"] == "3.1.1"
-    assert list(co.column_provenance(features)["column"])[:2] == ["caption_count", "caption_count_log10"]
-    assert set(co.FEATURE_LABELS) >= set(numeric)
+    assert list(covariates.column_provenance(features)["column"])[:2] == [
+        "caption_count",
+        "caption_count_log10",
+    ]
+    assert set(covariates.COVARIATE_LABELS) >= set(numeric)
 
 
 def test_counts_from_a_csv(tmp_path):
@@ -194,7 +200,7 @@ def test_counts_from_a_csv(tmp_path):
     pd.DataFrame({"title": ["MONA LISA", "Titanic", "Face/Off"], "caption_count": [120, 45, 3]}).to_csv(
         cfg.data_dir / "counts.csv", index=False
     )
-    freq = co.frequency_counts(cfg)
+    freq = covariates.frequency_counts(cfg)
     got = freq.table.set_index("slug")["caption_count"]
     assert got["mona_lisa"] == 120 and got["titanic"] == 45 and got["face_off"] == 3
     assert pd.isna(got["psycho"])  # not in the CSV: unknown, not zero
@@ -203,23 +209,23 @@ def test_counts_from_a_csv(tmp_path):
     pd.DataFrame({"slug": ["psycho"], "caption_count": [7], "exact_caption_count": [2]}).to_csv(
         cfg.data_dir / "counts.csv", index=False
     )
-    by_slug = co.frequency_counts(cfg).table.set_index("slug")
+    by_slug = covariates.frequency_counts(cfg).table.set_index("slug")
     assert by_slug.loc["psycho", "caption_count"] == 7 and by_slug.loc["psycho", "exact_caption_count"] == 2
     pd.DataFrame({"name": ["x"], "n": [1]}).to_csv(cfg.data_dir / "counts.csv", index=False)
     with pytest.raises(ValueError, match="needs a 'slug' or 'title' column and 'caption_count'"):
-        co.frequency_counts(cfg)
+        covariates.frequency_counts(cfg)
 
 
 def test_the_analysis_table_uses_the_configured_variant(tmp_path):
     cfg = study_config(tmp_path)
     make_study(cfg)
-    features = co.build_features(cfg, log=lambda m: None)
-    data = co.analysis_table(cfg, features)
+    features = covariates.build_covariates(cfg, log=lambda m: None)
+    data = front_door.analysis_table(cfg, features)
     assert set(data["variant"]) == {"title"} and len(data) == 24
-    other = co.analysis_table(cfg.with_overrides(correlates={"variant": "synonym"}), features)
+    other = front_door.analysis_table(cfg.with_overrides(correlates={"variant": "synonym"}), features)
     assert set(other["variant"]) == {"synonym"}
     with pytest.raises(ValueError, match=r"variant 'literal'.*have \['synonym', 'title'\]"):
-        co.analysis_table(cfg.with_overrides(correlates={"variant": "literal"}), features)
+        front_door.analysis_table(cfg.with_overrides(correlates={"variant": "literal"}), features)
 
 
 # ---- Spearman, bootstrap, BH --------------------------------------------------------------------
@@ -230,7 +236,7 @@ def test_spearman_matches_scipy_including_the_bootstrap_interval():
     x = rng.normal(size=40)
     y = 0.5 * x + rng.normal(size=40)
     x[3], y[7] = np.nan, np.nan
-    rho, p, low, high, n = co.spearman_ci(x, y, n_bootstrap=500, seed=11, level=0.9)
+    rho, p, low, high, n = cstats.spearman_ci(x, y, n_bootstrap=500, seed=11, level=0.9)
     ok = ~(np.isnan(x) | np.isnan(y))
     direct = stats.spearmanr(x[ok], y[ok])
     assert n == 38 and rho == pytest.approx(direct.statistic, abs=1e-12) and p == pytest.approx(direct.pvalue)
@@ -251,8 +257,8 @@ def test_spearman_matches_scipy_including_the_bootstrap_interval():
 
 
 def test_spearman_is_undefined_for_a_constant_or_a_tiny_sample():
-    assert np.isnan(co.spearman_ci([1, 2, 3, 4], [1, 1, 1, 1])[0])
-    assert np.isnan(co.spearman_ci([1, 2], [2, 1])[0])
+    assert np.isnan(cstats.spearman_ci([1, 2, 3, 4], [1, 1, 1, 1])[0])
+    assert np.isnan(cstats.spearman_ci([1, 2], [2, 1])[0])
 
 
 def test_bh_matches_statsmodels():
@@ -261,7 +267,7 @@ def test_bh_matches_statsmodels():
     p = np.array([0.001, 0.04, 0.03, np.nan, 0.2, 0.012, 0.5, 0.049])
     ok = ~np.isnan(p)
     expected = multipletests(p[ok], method="fdr_bh")[1]
-    got = co.bh_adjust(p)
+    got = cstats.bh_adjust(p)
     assert np.isnan(got[3]) and np.allclose(got[ok], expected)
 
 
@@ -270,8 +276,8 @@ def test_the_spearman_table_per_model_and_kind_with_bh_per_outcome(tmp_path):
 
     cfg = study_config(tmp_path)
     make_study(cfg)
-    data = co.analysis_table(cfg, co.build_features(cfg, log=lambda m: None))
-    table = co.spearman_table(cfg, data)
+    data = front_door.analysis_table(cfg, covariates.build_covariates(cfg, log=lambda m: None))
+    table = cstats.spearman_table(cfg, data)
     features = [f for f in cfg.correlates.spearman_features if f != "pageviews"]
     assert table.attrs["left_out"] == ["pageviews"]
     assert len(table) == 3 * len(MODELS) * 3 * len(features)
@@ -300,7 +306,7 @@ def test_the_spearman_table_per_model_and_kind_with_bh_per_outcome(tmp_path):
         assert np.allclose(group.loc[ok, "p_bh"], multipletests(group.loc[ok, "p"], method="fdr_bh")[1]), (
             outcome
         )
-    everything = co.spearman_table(cfg.with_overrides(correlates={"bh_family": "all"}), data)
+    everything = cstats.spearman_table(cfg.with_overrides(correlates={"bh_family": "all"}), data)
     ok = everything["p"].notna()
     assert np.allclose(everything.loc[ok, "p_bh"], multipletests(everything.loc[ok, "p"], method="fdr_bh")[1])
 
@@ -349,7 +355,7 @@ def direct_glm(part, predictors, extra=()):
 def test_the_glm_matches_a_direct_statsmodels_fit(tmp_path):
     cfg = glm_cfg(tmp_path)
     data = glm_data()
-    table = co.glm_table(cfg, data)
+    table = cstats.glm_table(cfg, data)
     preds = ["caption_count_log10", "sitelinks_log10", "year"]
     part = data[data.model == "m1"]
     res, X = direct_glm(part, preds, [("kind_static", part["kind"] == "static")])
@@ -385,13 +391,13 @@ def test_a_glm_that_cannot_be_fitted_says_why(tmp_path):
     cfg = glm_cfg(tmp_path)
     data = glm_data()
     data["n_recognised"] = data["n_images"]  # every image recognised, as on the stand-in demo
-    table = co.glm_table(cfg, data)
+    table = cstats.glm_table(cfg, data)
     assert table["coef"].isna().all() and (~table["converged"]).all()
     assert table["note"].str.contains("every image recognised").all()
     data = glm_data()
     data["sitelinks_log10"] = 2.0  # a constant predictor is left out, and said so
     data["caption_count_log10"] = np.nan  # a feature not computed in this run
-    table = co.glm_table(cfg, data)
+    table = cstats.glm_table(cfg, data)
     m1 = table[(table.model == "m1")]
     assert list(m1["term"]) == ["const", "year", "kind_static"]
     assert "caption_count_log10: no values, left out" in m1["note"].iloc[0]
@@ -428,12 +434,12 @@ def test_bad_correlates_config_names_the_key(tmp_path, section, key, problem):
 def test_run_writes_every_table(tmp_path):
     cfg = study_config(tmp_path)
     make_study(cfg)
-    result = co.run(cfg, log=lambda m: None)
-    for name in (co.FEATURES_TABLE, co.SPEARMAN_TABLE, co.GLM_TABLE):
+    result = front_door.run(cfg, log=lambda m: None)
+    for name in (covariates.COVARIATES_TABLE, cstats.SPEARMAN_TABLE, cstats.GLM_TABLE):
         assert (cfg.results_dir / name).is_file(), name
-    glm = read_table(cfg.results_dir / co.GLM_TABLE)
+    glm = read_table(cfg.results_dir / cstats.GLM_TABLE)
     assert glm["coef"].notna().any()  # the hand-made scores vary: the GLM is estimable
-    spearman = read_table(cfg.results_dir / co.SPEARMAN_TABLE)
+    spearman = read_table(cfg.results_dir / cstats.SPEARMAN_TABLE)
     assert spearman["rho"].notna().any() and spearman.attrs["provenance"]["correlates"]["variant"] == "title"
     assert "12 references with features" in result.summary()
 
@@ -467,4 +473,4 @@ def test_notebook_06_runs_on_a_study(tmp_path):
         "06_glm_coefficients.png",
     ):
         assert (cfg.figures_dir / name).stat().st_size > 5000, name
-    assert len(read_table(co.features_table_path(cfg))) == 12
+    assert len(read_table(covariates.covariates_table_path(cfg))) == 12
