@@ -32,6 +32,7 @@ from iconicity_utils.collect.queries import candidates_query, homonyms_query, pr
 from iconicity_utils.collect.querying import query_references
 from iconicity_utils.collect.recording import ReplayClient, SavedResponseError
 from iconicity_utils.core.constants import STANDIN_LABEL
+from iconicity_utils.core.http import RequestFailed
 from iconicity_utils.core.io import read_table
 from iconicity_utils.demo import oxigraph
 
@@ -400,7 +401,7 @@ def test_a_failing_endpoint_keeps_everything_already_saved(make_config):
         broken = cfg.with_overrides(
             collection={"endpoint": server.url("/sparql"), "http": {"max_retries": 1, "backoff_base_s": 0.0}}
         )
-        with pytest.raises(sparql.RequestFailed, match=r"truncated or malformed JSON") as err:
+        with pytest.raises(RequestFailed, match=r"truncated or malformed JSON") as err:
             col.collect_references(broken, log=quiet)
     assert "candidates_static_p000" in str(err.value) and server.url("/sparql") in str(err.value)
     assert cfg.references_table.read_bytes() == table_bytes

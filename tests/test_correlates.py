@@ -13,8 +13,8 @@ from collection_http import Reply, ScriptedServer
 from correlates_fixtures import MODELS, make_references, make_study, references_frame, study_config
 from scipy import stats
 
-from iconicity_utils.collect import sparql
 from iconicity_utils.config import ConfigError
+from iconicity_utils.core.http import RequestFailed
 from iconicity_utils.core.io import read_table
 from iconicity_utils.correlates import covariates, front_door, pageviews
 from iconicity_utils.correlates import stats as cstats
@@ -150,7 +150,7 @@ def test_pageviews_online_without_a_network_fail_clearly(tmp_path):
     )  # fmt: skip
     cfg = cfg.with_overrides(collection={"http": {"max_retries": 0, "timeout_s": 2.0}})
     refs = make_references(cfg)
-    with pytest.raises(sparql.RequestFailed, match="connection failed"):
+    with pytest.raises(RequestFailed, match="connection failed"):
         pageviews.fetch_pageviews(cfg, refs, sleep=lambda s: None, log=lambda m: None)
 
 

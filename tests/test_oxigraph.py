@@ -23,7 +23,6 @@ def policy() -> RetryPolicy:
 
 def test_the_local_endpoint_is_the_registered_provider():
     assert plugins.provider("sparql_endpoint", "local") is LocalOxigraph
-    assert sparql.LocalOxigraph is LocalOxigraph  # TEMP-COMPAT until integration
 
 
 # ---- the local oxigraph server --------------------------------------------------------------------

@@ -94,7 +94,7 @@ Edge cases (each has a test in ``tests/test_collection.py`` or ``tests/test_refe
 - **Empty result**: an empty table with the full schema is written and a warning is printed
   and recorded; it is not an error (the next stages then have nothing to score).
 - **Malformed or truncated JSON**: retried as a transient failure, then a clear
-  :class:`~iconicity_utils.collect.sparql.RequestFailed` naming endpoint, status, query and the JSON
+  :class:`~iconicity_utils.core.http.RequestFailed` naming endpoint, status, query and the JSON
   error; the previous table, images and raw runs are left as they were.
 """
 
@@ -108,18 +108,13 @@ import numpy as np
 
 from iconicity_utils.collect import sparql
 from iconicity_utils.collect.parse import REFERENCE_COLUMNS
-from iconicity_utils.collect.querying import kind_classes, query_references
+from iconicity_utils.collect.querying import kind_classes, open_endpoint, query_references
 from iconicity_utils.collect.recording import RawRecorder, RecordingClient, ReplayClient
 from iconicity_utils.collect.reference_images import STATUSES, collect_reference_images, images_table_path
 from iconicity_utils.core.constants import KINDS
 from iconicity_utils.core.io import atomic_write_json, utc_now, write_table
 
 __all__ = ["REFERENCE_COLUMNS", "collect_references", "plot_distributions", "report_path"]
-
-# TEMP-COMPAT until integration: correlates/correlates.py still takes these four from this module.
-from iconicity_utils.collect.parse import parse_homonyms  # noqa: E402, F401
-from iconicity_utils.collect.queries import VALUES_CHUNK, homonyms_query  # noqa: E402, F401
-from iconicity_utils.collect.querying import open_endpoint  # noqa: E402, F401
 
 
 def report_path(cfg) -> Path:

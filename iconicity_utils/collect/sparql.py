@@ -28,14 +28,10 @@ from collections.abc import Callable
 from typing import Any
 
 from iconicity_utils.config.sections import RetryPolicy
-from iconicity_utils.core import plugins
-from iconicity_utils.core.http import RequestFailed, http_get
+from iconicity_utils.core.http import http_get
 
 __all__ = [
     "PREFIXES",
-    "RetryPolicy",
-    "RequestFailed",
-    "http_get",
     "parse_sparql_json",
     "SparqlClient",
     "qid",
@@ -174,11 +170,3 @@ class SparqlClient:
             sleep=self.sleep,
             headers={"Accept": SPARQL_JSON_ACCEPT},
         )
-
-
-# TEMP-COMPAT until integration: pipeline/preflight.py and tests/test_preflight.py still take the
-# demo's local server from here; it is the provider registered as sparql_endpoint "local".
-def __getattr__(name: str) -> Any:
-    if name == "LocalOxigraph":
-        return plugins.provider("sparql_endpoint", "local")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

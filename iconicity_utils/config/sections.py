@@ -50,8 +50,8 @@ CORRELATE_FEATURES = (
 )  # fmt: skip
 #: stage 06 outcomes: per-reference columns of the scores table
 CORRELATE_OUTCOMES = ("cra", "crt", "vr_all")
-#: the multi-pattern matchers of the caption counter (:mod:`iconicity_utils.correlates.caption_counts`)
-CAPTION_MATCHERS = ("ahocorasick_rs", "pyahocorasick")
+#: the multi-pattern matchers of the caption counter (:mod:`iconicity_utils.correlates.matcher`)
+CAPTION_MATCHERS = ("ahocorasick_rs",)
 
 #: the User-Agent sent to Wikidata and Commons unless ``collection.http.user_agent`` says otherwise
 DEFAULT_USER_AGENT = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) urllib3"
@@ -246,7 +246,7 @@ class CollectionConfig(Section):
 class FrequencyConfig(Section):
     """Training-data frequency of the titles (stage 06, docs/method.md §6): where the counts come from."""
 
-    #: ``"scan"`` counts captions in ``shards`` (:mod:`iconicity_utils.correlates.caption_counts`); ``"csv"`` reads
+    #: ``"scan"`` counts captions in ``shards`` (:mod:`iconicity_utils.correlates.scan`); ``"csv"`` reads
     #: ``counts_csv`` (counts made elsewhere, e.g. infini-gram or WIMBD); ``"none"`` leaves them out.
     source: Literal["scan", "csv", "none"] = "scan"
     #: the corpus's name, recorded with every count
@@ -258,7 +258,7 @@ class FrequencyConfig(Section):
     #: ``source: csv``: a CSV with ``slug`` (or ``title``) and ``caption_count`` columns, relative to
     #: the data root (or absolute); ``exact_caption_count`` is optional
     counts_csv: str | None = None
-    #: the multi-pattern matcher: ``"ahocorasick_rs"`` (Rust DFA, fast) or ``"pyahocorasick"`` (C trie)
+    #: the multi-pattern matcher: ``"ahocorasick_rs"`` (Rust DFA)
     matcher: Literal[CAPTION_MATCHERS] = CAPTION_MATCHERS[0]  # type: ignore[valid-type]
     #: scanning processes; null: every core of the machine
     workers: int | None = Field(None, ge=1)

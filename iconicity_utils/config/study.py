@@ -34,9 +34,7 @@ from typing import Any
 import yaml
 from pydantic import Field, PrivateAttr, field_validator
 
-from iconicity_utils.config.sections import (  # TEMP-COMPAT: CORRELATE_*, RetryPolicy until integration
-    CORRELATE_FEATURES,  # noqa: F401
-    CORRELATE_OUTCOMES,  # noqa: F401
+from iconicity_utils.config.sections import (
     CollectionConfig,
     CorrelatesConfig,
     EncoderChoice,
@@ -44,7 +42,6 @@ from iconicity_utils.config.sections import (  # TEMP-COMPAT: CORRELATE_*, Retry
     PathsConfig,
     PerturbationConfig,
     RealizationConfig,
-    RetryPolicy,  # noqa: F401
     ScoringConfig,
     Thresholds,
     ValidationConfig,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from iconicity_utils.core.constants import TAU_CRA, TAU_REUSE
+from iconicity_utils.correlates.covariates import COVARIATE_LABELS
 from iconicity_utils.explore.data import order_variants
 from iconicity_utils.metrics.recognition import passes
 from iconicity_utils.score import tables as score_tables
@@ -236,12 +237,8 @@ def numeric_feature_columns(features) -> list[str]:
 
 
 def feature_labels() -> dict[str, str]:
-    """Stage 06's short label of each feature column (``correlates.FEATURE_LABELS``), if present."""
-    try:
-        from iconicity_utils.correlates.correlates import FEATURE_LABELS
-    except (ImportError, AttributeError):
-        return {}
-    return dict(FEATURE_LABELS)
+    """Stage 06's short label of each covariate column (:data:`~iconicity_utils.correlates.covariates.COVARIATE_LABELS`)."""
+    return dict(COVARIATE_LABELS)
 
 
 def feature_frame(per_reference, features, model: str, variant: str, column: str):
