@@ -45,7 +45,7 @@ from iconicity_utils.collect import sparql
 from iconicity_utils.collect.parse import parse_homonyms
 from iconicity_utils.collect.queries import VALUES_CHUNK, homonyms_query
 from iconicity_utils.collect.querying import open_endpoint
-from iconicity_utils.config.study import CORRELATE_FEATURES
+from iconicity_utils.config.sections import CORRELATE_FEATURES
 from iconicity_utils.core.io import package_versions, read_table, utc_now, write_table
 from iconicity_utils.correlates.corpus import prepare_corpus
 from iconicity_utils.correlates.normalise import normalise_texts

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.config.study import CORRELATE_OUTCOMES
+from iconicity_utils.config.sections import CORRELATE_OUTCOMES
 
 __all__ = [
     "OUTCOME_LABELS",

@@ -193,7 +193,7 @@ def run_notebooks(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="run_all.sh",
+        prog="iconicity run",
         description=(
             "Execute the numbered notebooks in order with papermill, with INTERACTIVE = False.  "
             "Executed copies, each with an HTML copy beside it, go to results/executed/<config name>/.  "
