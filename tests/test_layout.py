@@ -88,7 +88,8 @@ def test_subpackage_says_what_it_holds(folder):
     names = [
         n
         for n in tree.body
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+        if (isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets))
+        or (isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "__all__")
     ]
     assert names, f"{folder.name}/__init__.py has no __all__ (its front doors)"
 
