@@ -16,7 +16,10 @@ Measured, interleaved ``--repeats`` times (best of each kept, so all see the sam
   (every page read and decoded) and the column fetched as Arrow record batches (strings
   materialised); the faster one is the baseline;
 - **the counting scan** (``iconicity_utils.correlates.count_captions``, the real front door: process
-  pool on every core, per-shard partials written), from an empty partials folder;
+  pool on every core, per-shard partials written), from an empty partials folder, one row per
+  matcher (``--matchers``: ``ahocorasick_rs`` and ``hyperscan``, whose counts must agree), every
+  count mode in the same pass (each title has a creator and a year, so ~1,300 evidence patterns
+  join the 767 titles);
 - one process on one core (``workers=1``) over two shards, for the per-core rate;
 - the per-caption loop with the same semantics (Python normalisation, the same Aho-Corasick
   package per caption, boundary checks), one process, on ``--naive`` captions.
@@ -249,7 +252,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--matchers", default="ahocorasick_rs", help="matchers to scan with (default: %(default)s)"
+        "--matchers", default="ahocorasick_rs,hyperscan", help="matchers to scan with (default: %(default)s)"
     )
     parser.add_argument(
         "--naive", type=int, default=200_000, help="captions for the per-caption loop (0: skip)"
@@ -269,9 +272,14 @@ def main() -> int:
     shards = generate_corpus(args.captions, titles, words)
     glob = str(CORPUS / "part_*.parquet")
     work = Path(tempfile.mkdtemp(prefix="bench_cc_"))
+    rng = np.random.default_rng(
+        2
+    )  # a creator (a common word as surname) and a year per title: every count mode
     refs = pd.DataFrame(
-        {"slug": [f"t{i:03d}" for i in range(len(titles))], "kind": "static", "label_clean": titles}
-    )
+        {"slug": [f"t{i:03d}" for i in range(len(titles))], "kind": "static", "label_clean": titles,
+         "creator": [f"Anna {words[k]}" for k in rng.integers(500, 20000, len(titles))],
+         "year": rng.integers(1500, 2021, len(titles))}
+    )  # fmt: skip
 
     def cfg_factory(matcher: str):
         cfg = write_study_config(

@@ -16,7 +16,7 @@ from iconicity_utils.correlates.matcher import SHORT_TITLE_BYTES, build_patterns
 from iconicity_utils.correlates.normalise import normalise_array, normalise_batch, normalise_texts
 from iconicity_utils.demo import caption_corpus
 
-MATCHERS = ["ahocorasick_rs"]
+MATCHERS = ["ahocorasick_rs", "hyperscan"]
 
 
 # ---- normalisation ------------------------------------------------------------------------------

@@ -45,13 +45,15 @@ __all__ = [
 #: stage 06 per-reference features (columns of ``reference_features.parquet``; docs/method.md §6)
 CORRELATE_FEATURES = (
     "caption_count", "caption_count_log10", "exact_caption_count", "exact_caption_count_log10",
-    "zipf_mean", "zipf_min", "n_words", "homonyms", "sitelinks", "sitelinks_log10", "year",
+    "caption_count_title_creator", "caption_count_title_creator_log10", "caption_count_title_context",
+    "caption_count_title_context_log10", "caption_ambiguity",
+    "zipf_mean", "zipf_min", "zipf_phrase", "n_words", "homonyms", "sitelinks", "sitelinks_log10", "year",
     "pageviews", "pageviews_log10",
 )  # fmt: skip
 #: stage 06 outcomes: per-reference columns of the scores table
 CORRELATE_OUTCOMES = ("cra", "crt", "vr_all")
 #: the multi-pattern matchers of the caption counter (:mod:`iconicity_utils.correlates.matcher`)
-CAPTION_MATCHERS = ("ahocorasick_rs",)
+CAPTION_MATCHERS = ("ahocorasick_rs", "hyperscan")
 
 #: the User-Agent sent to Wikidata and Commons unless ``collection.http.user_agent`` says otherwise
 DEFAULT_USER_AGENT = "iconicity/0.1 (research compendium; https://arxiv.org/abs/2511.11435) urllib3"
@@ -258,12 +260,14 @@ class FrequencyConfig(Section):
     #: ``source: csv``: a CSV with ``slug`` (or ``title``) and ``caption_count`` columns, relative to
     #: the data root (or absolute); ``exact_caption_count`` is optional
     counts_csv: str | None = None
-    #: the multi-pattern matcher: ``"ahocorasick_rs"`` (Rust DFA)
+    #: the multi-pattern matcher: ``"ahocorasick_rs"`` (Rust DFA) or ``"hyperscan"`` (optional package)
     matcher: Literal[CAPTION_MATCHERS] = CAPTION_MATCHERS[0]  # type: ignore[valid-type]
     #: scanning processes; null: every core of the machine
     workers: int | None = Field(None, ge=1)
     #: captions per Arrow batch (memory per process is a few hundred bytes per caption)
     batch_rows: Positive = 65536
+    #: matched captions kept per reference (a deterministic bottom-k sample), to judge the precision
+    sample_k: int = Field(5, ge=0, le=100)
     #: generate a small caption corpus with known counts at ``shards`` (the demo; never for a study)
     synthetic_corpus: bool = False
 
@@ -321,6 +325,21 @@ class GlmConfig(Section):
     kind_effect: bool = True
     #: Wald confidence level of the coefficients
     ci_level: float = Field(0.95, gt=0, lt=1)
+    #: errors of the per-model and per-kind fits: ``"quasi"`` (binomial variance scaled by Pearson
+    #: chi2 / df: overdispersion), ``"model"`` (plain binomial, scale 1)
+    errors: Literal["quasi", "model"] = "quasi"
+    #: errors of the pooled fits: ``"cluster"`` (sandwich clustered by reference: each reference
+    #: appears once per model), ``"quasi"``, ``"model"``
+    pooled_errors: Literal["cluster", "quasi", "model"] = "cluster"
+    #: also fit each kind (static, dynamic) on its own: year and kind are confounded
+    per_kind: bool = True
+    #: ``"combine"``: also fit with the ``popularity`` predictors replaced by their mean z-score
+    #: (they are collinear); ``"report"``: VIFs only
+    collinearity: Literal["combine", "report"] = "combine"
+    #: the collinear popularity predictors that ``collinearity: combine`` joins
+    popularity: list[Literal[CORRELATE_FEATURES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["caption_count_log10", "sitelinks_log10", "pageviews_log10"]
+    )
 
     @field_validator("predictors")
     @classmethod
@@ -345,6 +364,9 @@ class CorrelatesConfig(Section):
     spearman_features: list[Literal[CORRELATE_FEATURES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: [
             "caption_count",
+            "caption_count_title_creator",
+            "caption_count_title_context",
+            "caption_ambiguity",
             "exact_caption_count",
             "zipf_mean",
             "zipf_min",
@@ -357,6 +379,10 @@ class CorrelatesConfig(Section):
     #: ``"references"``: other items with the same English label, from stage 01's ``label_homonyms``;
     #: ``"query"``: asked again of the stage 01 endpoint, for ``label_clean``
     ambiguity: Literal["references", "query"] = "references"
+    #: the words ``zipf_mean`` and ``zipf_min`` average: ``"content"`` (function words such as
+    #: *the*, *of* left out, unless the title has only those) or ``"all"``; ``zipf_phrase`` is
+    #: always the frequency of the whole title
+    zipf_words: Literal["content", "all"] = "content"
     #: the Benjamini-Hochberg family: every ρ of one outcome, or every ρ of the table
     bh_family: Literal["outcome", "all"] = "outcome"
     #: bootstrap resamples over references for the ρ confidence intervals (percentile)

@@ -8,11 +8,16 @@ Front doors: :func:`run` (counts, covariates, Spearman and GLM tables, all writt
 - :mod:`~iconicity_utils.correlates.covariates`: one row per reference: caption counts (scan or
   CSV), textual uniqueness (wordfreq, homonyms), sitelinks, year, page views;
 - :mod:`~iconicity_utils.correlates.pageviews`: Wikipedia page views over a cached HTTP client;
-- :mod:`~iconicity_utils.correlates.stats`: Spearman with bootstrap CIs and BH, the binomial GLM;
+- :mod:`~iconicity_utils.correlates.stats`: Spearman with bootstrap CIs and BH;
+- :mod:`~iconicity_utils.correlates.glm`: the binomial GLM with quasi-binomial and clustered errors,
+  per kind, with popularity combined, separation named;
+- :mod:`~iconicity_utils.correlates.sensitivity`: ρ per count mode, with ambiguous titles left
+  out; the caption samples;
 - :mod:`~iconicity_utils.correlates.figures`: the figures of notebook 06;
 - the caption count: :mod:`~iconicity_utils.correlates.normalise` (titles and captions normalised
   by Arrow kernels), :mod:`~iconicity_utils.correlates.matcher` (titles as patterns, the
-  Aho-Corasick matcher), :mod:`~iconicity_utils.correlates.counting` (one batch: word boundaries,
+  Aho-Corasick matcher), :mod:`~iconicity_utils.correlates.modes` (count modes: the title with
+  the creator, with context; ambiguity; caption samples), :mod:`~iconicity_utils.correlates.counting` (one batch: word boundaries,
   one hit per caption and title), :mod:`~iconicity_utils.correlates.corpus` (the shards, the
   synthetic corpus by name), :mod:`~iconicity_utils.correlates.scan` (sharded, resumable, on every
   core; the counts table);
@@ -28,6 +33,7 @@ from iconicity_utils.correlates.figures import (
 )
 from iconicity_utils.correlates.front_door import CorrelatesResult, run
 from iconicity_utils.correlates.scan import count_captions, read_counts
+from iconicity_utils.correlates.sensitivity import caption_samples, mode_sensitivity
 
 __all__ = [
     "run",
@@ -36,6 +42,8 @@ __all__ = [
     "count_captions",
     "read_counts",
     "compare_expected",
+    "mode_sensitivity",
+    "caption_samples",
     "column_provenance",
     "plot_rho_heatmap",
     "plot_outcome_vs_feature",

@@ -30,16 +30,17 @@ How (:func:`count_batch`)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from iconicity_utils.correlates.matcher import MATCHERS, Matcher, TitlePatterns, build_patterns, make_matcher
+from iconicity_utils.correlates.modes import CountSpec, bottom_k, mode_counts, sample_keys
 from iconicity_utils.correlates.normalise import as_text, irregular_rows, normalise_array, text_buffers
 
-__all__ = ["BatchCounts", "count_batch", "count_table"]
+__all__ = ["BatchCounts", "count_batch", "count_table", "count_modes"]
 
 #: ``\w`` of Python's ``re`` for the 128 ASCII bytes (``str.isalnum()`` or ``_``)
 _ASCII_WORD = np.array([c < 128 and (chr(c).isalnum() or c == 95) for c in range(256)], dtype=bool)
@@ -136,14 +137,26 @@ class BatchCounts:
     bytes: int = 0
     slow_rows: int = 0
     raw_matches: int = 0
+    #: with a :class:`~iconicity_utils.correlates.modes.CountSpec`: per reference, captions with
+    #: the title and the creator, with the title and context, with the title and neither
+    modes: np.ndarray | None = None
+    #: ``(reference, key, caption)``: the bottom-k sample of matched captions
+    samples: list = field(default_factory=list)
+    sample_k: int = 0
 
     @classmethod
-    def zeros(cls, n_patterns: int) -> BatchCounts:
-        return cls(np.zeros(n_patterns, np.int64), np.zeros(n_patterns, np.int64))
+    def zeros(cls, n_patterns: int, spec: CountSpec | None = None) -> BatchCounts:
+        modes = np.zeros((spec.n_refs, 3), np.int64) if spec is not None else None
+        k = spec.sample_k if spec is not None else 0
+        return cls(np.zeros(n_patterns, np.int64), np.zeros(n_patterns, np.int64), modes=modes, sample_k=k)
 
     def add(self, other: BatchCounts) -> BatchCounts:
         self.counts += other.counts
         self.exact += other.exact
+        if other.modes is not None:
+            self.modes = other.modes.copy() if self.modes is None else self.modes + other.modes
+            self.sample_k = max(self.sample_k, other.sample_k)
+            self.samples = bottom_k([*self.samples, *other.samples], self.sample_k)
         self.rows += other.rows
         self.nonempty += other.nonempty
         self.bytes += other.bytes
@@ -156,12 +169,28 @@ def _irregular_hits(arr, irregular: np.ndarray, patterns: TitlePatterns, matcher
     """The hits of the irregular captions, normalised in full: ``(captions, patterns, exact, raw matches)``."""
     rows = np.flatnonzero(irregular)
     sub_off, sub = text_buffers(normalise_array(arr.filter(pa.array(irregular))))
-    pid, start = matcher.find(sub)
+    pid, start = matcher.find(sub, sub_off)
     caps, pids, exact = _hits(pid, start, sub_off, sub, patterns)
     return rows[caps], pids, exact, int(pid.size)
 
 
-def count_batch(arr, patterns: TitlePatterns, matcher: Matcher) -> BatchCounts:
+def _add_modes(out: BatchCounts, arr, pairs: np.ndarray, spec: CountSpec) -> None:
+    """The count modes and the caption sample of one batch (``pairs``: unique caption x pattern keys)."""
+    out.modes, caps, refs = mode_counts(pairs, spec)
+    out.sample_k = spec.sample_k
+    if caps.size == 0 or spec.sample_k == 0:
+        return
+    offsets, raw = text_buffers(arr)
+    keys = sample_keys(offsets, raw, caps, refs)
+    order = np.lexsort((keys, refs))
+    refs, keys, caps = refs[order], keys[order], caps[order]
+    first = np.searchsorted(refs, refs, side="left")
+    keep = (np.arange(refs.size) - first) < spec.sample_k
+    texts = arr.take(pa.array(caps[keep])).to_pylist()
+    out.samples = [(int(r), int(k), t or "") for r, k, t in zip(refs[keep], keys[keep], texts, strict=True)]
+
+
+def count_batch(arr, patterns: TitlePatterns, matcher: Matcher, spec: CountSpec | None = None) -> BatchCounts:
     """Count, for every pattern, the captions of ``arr`` that contain it and those that are it.
 
     Regular captions are matched in the ``ascii_lower`` buffer with :meth:`Matcher.find_regular`;
@@ -172,12 +201,14 @@ def count_batch(arr, patterns: TitlePatterns, matcher: Matcher) -> BatchCounts:
         arr: an Arrow string array of captions (nulls count as empty captions).
         patterns: from :func:`~iconicity_utils.correlates.matcher.build_patterns`.
         matcher: from :func:`~iconicity_utils.correlates.matcher.make_matcher` over the same patterns.
+        spec: with it, ``patterns`` is ``spec.patterns`` and the count modes and caption samples
+            of :mod:`~iconicity_utils.correlates.modes` are counted too.
     """
     arr = as_text(arr)
     offsets, raw = text_buffers(arr)
     irregular = irregular_rows(offsets, raw)
     n_pat = len(patterns)
-    out = BatchCounts.zeros(n_pat)
+    out = BatchCounts.zeros(n_pat, spec)
     out.rows, out.bytes = len(arr), int(raw.size)
     out.nonempty = int(np.count_nonzero(np.diff(offsets)))
     lower_off, lower = text_buffers(pc.ascii_lower(arr))  # same lengths: only A-Z change
@@ -200,6 +231,8 @@ def count_batch(arr, patterns: TitlePatterns, matcher: Matcher) -> BatchCounts:
     out.counts = np.bincount(pairs % n_pat, minlength=n_pat).astype(np.int64)
     whole = np.unique(keys[exact])
     out.exact = np.bincount(whole % n_pat, minlength=n_pat).astype(np.int64)
+    if spec is not None:
+        _add_modes(out, arr, pairs, spec)
     return out
 
 
@@ -224,3 +257,20 @@ def count_table(captions, titles: Sequence[str], matcher: str = MATCHERS[0], bat
     counts = [int(total.counts[i]) if i >= 0 else 0 for i in pats.index]
     exact = [int(total.exact[i]) if i >= 0 else 0 for i in pats.index]
     return counts, exact
+
+
+def count_modes(
+    captions, spec: CountSpec, matcher: str = MATCHERS[0], batch_rows: int = 65536
+) -> BatchCounts:
+    """Count a :class:`~iconicity_utils.correlates.modes.CountSpec` in an in-memory list of captions.
+
+    Returns the summed :class:`BatchCounts`: ``counts[spec.title_pid]`` is the ``title`` count,
+    ``modes`` the other modes per reference, ``samples`` the caption sample.
+    """
+    arr = captions if isinstance(captions, pa.Array) else pa.array(list(captions), pa.string())
+    arr = as_text(arr)
+    m = make_matcher(spec.patterns, matcher)
+    total = BatchCounts.zeros(len(spec.patterns), spec)
+    for start in range(0, len(arr), batch_rows):
+        total.add(count_batch(arr.slice(start, batch_rows), spec.patterns, m, spec))
+    return total

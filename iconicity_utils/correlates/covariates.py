@@ -11,8 +11,14 @@ each, for any reference set, in one table (:func:`build_covariates`,
                                :mod:`iconicity_utils.correlates.scan`, or a CSV
 ``caption_count_log10``        ``log10(1 + caption_count)``
 ``exact_caption_count``        captions that *are* the title; ``exact_caption_count_log10`` likewise
-``zipf_mean``, ``zipf_min``    mean and minimum wordfreq Zipf frequency of the title's words
-                               (``wordfreq.tokenize``; 0 for a word wordfreq does not know)
+``caption_count_title_creator``  the count modes of :mod:`~iconicity_utils.correlates.modes`: the
+``caption_count_title_context``  title with the creator's surname, with a kind word or the year
+                               (and ``_log10``); ``caption_ambiguity``: the share of the title's
+                               captions with neither (scan only)
+``zipf_mean``, ``zipf_min``    mean and minimum wordfreq Zipf frequency of the title's content words
+                               (``wordfreq.tokenize``, :data:`FUNCTION_WORDS` left out under
+                               ``correlates.zipf_words: content``; 0 for a word wordfreq does not know)
+``zipf_phrase``                wordfreq's Zipf frequency of the whole title
 ``n_words``                    words of the title (wordfreq's tokens)
 ``homonyms``                   *other* Wikidata items whose English label is the title (Int64)
 ``sitelinks``                  Wikidata sitelinks (stage 01); ``sitelinks_log10``
@@ -48,6 +54,7 @@ from iconicity_utils.collect.querying import open_endpoint
 from iconicity_utils.config.sections import CORRELATE_FEATURES
 from iconicity_utils.core.io import package_versions, read_table, utc_now, write_table
 from iconicity_utils.correlates.corpus import prepare_corpus
+from iconicity_utils.correlates.modes import COUNT_MODES
 from iconicity_utils.correlates.normalise import normalise_texts
 from iconicity_utils.correlates.pageviews import fetch_pageviews
 from iconicity_utils.correlates.scan import IncompleteScan, count_captions, counts_table_path
@@ -59,6 +66,8 @@ __all__ = [
     "covariates_table_path",
     "frequency_counts",
     "zipf_stats",
+    "zipf_phrase",
+    "FUNCTION_WORDS",
     "homonym_counts",
     "uniqueness_covariates",
     "build_covariates",
@@ -68,6 +77,8 @@ __all__ = [
 
 #: the covariates table's file name (kept from the time it was called the features table)
 COVARIATES_TABLE = "reference_features.parquet"
+#: the count modes' columns beside ``caption_count`` (the ``title`` mode)
+MODE_COLUMNS = tuple(f"caption_count_{m}" for m in COUNT_MODES[1:])
 
 #: a short label for every covariate column (axes, tables, a colleague's picker)
 COVARIATE_LABELS = {
@@ -75,8 +86,14 @@ COVARIATE_LABELS = {
     "caption_count_log10": "log10(1 + captions containing the title)",
     "exact_caption_count": "captions that are the title",
     "exact_caption_count_log10": "log10(1 + captions that are the title)",
-    "zipf_mean": "mean Zipf frequency of the title's words",
+    "caption_count_title_creator": "captions with the title and the creator's surname",
+    "caption_count_title_creator_log10": "log10(1 + captions with the title and the creator's surname)",
+    "caption_count_title_context": "captions with the title and a kind word or the year",
+    "caption_count_title_context_log10": "log10(1 + captions with the title and a kind word or the year)",
+    "caption_ambiguity": "share of the title's captions with neither creator nor context",
+    "zipf_mean": "mean Zipf frequency of the title's (content) words",
     "zipf_min": "minimum Zipf frequency of the title's words",
+    "zipf_phrase": "Zipf frequency of the whole title as a phrase",
     "n_words": "words in the title",
     "homonyms": "other Wikidata items with the title as English label",
     "sitelinks": "Wikidata sitelinks",
@@ -147,7 +164,15 @@ def frequency_counts(
             f"{scan.shards_total - scan.shards_done} of {scan.shards_total} shards lack caption counts "
             f"(e.g. {scan.missing[0]}); finish the scan with python -m iconicity_utils captions"
         )
-    table = scan.counts[["slug", "caption_count", "exact_caption_count"]]
+    keep = [
+        "slug",
+        "caption_count",
+        "exact_caption_count",
+        *MODE_COLUMNS,
+        "caption_ambiguity",
+        "caption_samples",
+    ]
+    table = scan.counts[keep]
     prov = {"source": "scan", "table": cfg.relative(counts_table_path(cfg)), **scan.provenance}
     return FrequencyCounts(table, prov, scan)
 
@@ -203,17 +228,38 @@ def _counts_from_csv(cfg) -> FrequencyCounts:
 # --------------------------------------------------------------------------------------------
 
 
-def zipf_stats(title: str, lang: str = "en") -> tuple[float, float, int]:
+#: English function words (articles, prepositions, conjunctions, pronouns, auxiliaries): left out of
+#: ``zipf_mean`` under ``correlates.zipf_words: content``; *The Son of Man* is *son*, *man*
+FUNCTION_WORDS = frozenset(
+    """a an the and or nor but if then than so as of in on at by for from to with without into onto
+    upon over under about above below after before between through during against among around
+    near off out up down de la le les el los das der die des du von van di da del et y und
+    i me my mine we us our you your he him his she her hers it its they them their this that these
+    those who whom whose which what is are was were be been being am do does did has have had will
+    would shall should can could may might must not no""".split()  # noqa: SIM905
+)
+
+
+def zipf_stats(title: str, lang: str = "en", words: str = "all") -> tuple[float, float, int]:
     """``(mean, min, n_words)`` of the wordfreq Zipf frequencies of the title's words.
 
     Words are ``wordfreq.tokenize(title, lang)``; a word wordfreq does not know has Zipf 0.
-    A title without words gives ``(nan, nan, 0)``.
+    ``words="content"`` leaves out :data:`FUNCTION_WORDS`, unless nothing else is left (*Her*,
+    *It*); ``n_words`` counts every word.  A title without words gives ``(nan, nan, 0)``.
     """
-    words = wordfreq.tokenize(title or "", lang)
-    if not words:
+    tokens = wordfreq.tokenize(title or "", lang)
+    if not tokens:
         return float("nan"), float("nan"), 0
-    z = [wordfreq.zipf_frequency(w, lang) for w in words]
-    return float(np.mean(z)), float(np.min(z)), len(words)
+    kept = [w for w in tokens if w not in FUNCTION_WORDS] if words == "content" else tokens
+    z = [wordfreq.zipf_frequency(w, lang) for w in kept or tokens]
+    return float(np.mean(z)), float(np.min(z)), len(tokens)
+
+
+def zipf_phrase(title: str, lang: str = "en") -> float:
+    """wordfreq's Zipf frequency of the whole title as a phrase (NaN for a title without words)."""
+    if not wordfreq.tokenize(title or "", lang):
+        return float("nan")
+    return float(wordfreq.zipf_frequency(title, lang))
 
 
 def _homonyms_from_references(cfg, refs) -> tuple[Any, dict[str, Any]]:
@@ -270,22 +316,26 @@ def homonym_counts(cfg, refs, *, sleep: Callable[[float], None] = time.sleep) ->
 
 def uniqueness_covariates(cfg, refs) -> tuple[Any, dict[str, dict[str, Any]]]:
     """``zipf_mean``, ``zipf_min``, ``n_words`` and ``homonyms`` per reference, with provenance."""
-    stats = [zipf_stats(t) for t in refs["label_clean"]]
+    words = cfg.correlates.zipf_words
+    stats = [zipf_stats(t, words=words) for t in refs["label_clean"]]
     out = pd.DataFrame(
         {
             "zipf_mean": [s[0] for s in stats],
             "zipf_min": [s[1] for s in stats],
+            "zipf_phrase": [zipf_phrase(t) for t in refs["label_clean"]],
             "n_words": pd.array([s[2] for s in stats], dtype="Int64"),
         }
     )
     homonyms, hprov = homonym_counts(cfg, refs)
     out["homonyms"] = pd.array(homonyms, dtype="Int64")
     wf = {
-        "source": "wordfreq zipf_frequency of wordfreq.tokenize(label_clean, 'en'), wordlist 'best'",
+        "source": "wordfreq zipf_frequency of wordfreq.tokenize(label_clean, 'en'), wordlist 'best'"
+        + (", function words left out (FUNCTION_WORDS)" if words == "content" else ", every word"),
         "version": package_versions(("wordfreq",))["wordfreq"],
         "time_utc": utc_now(),
     }
-    return out, {"zipf_mean": wf, "zipf_min": wf, "n_words": wf, "homonyms": hprov}
+    phrase = {**wf, "source": "wordfreq zipf_frequency of label_clean as a phrase, 'en', wordlist 'best'"}
+    return out, {"zipf_mean": wf, "zipf_min": wf, "zipf_phrase": phrase, "n_words": wf, "homonyms": hprov}
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,11 +356,25 @@ def _add_frequency(out, refs, frequency: FrequencyCounts, columns: dict) -> None
     if frequency.table is None:
         return
     counts = refs[["slug"]].merge(frequency.table, on="slug", how="left")
-    for col in ("caption_count", "exact_caption_count"):
+    for col in ("caption_count", "exact_caption_count", *MODE_COLUMNS):
+        if col not in counts.columns:  # a counts CSV without the count modes
+            continue
         out[col] = counts[col].astype("Int64").to_numpy()
         out[f"{col}_log10"] = _log10_1p(_floats_of(out[col]))
         columns[col] = dict(frequency.provenance)
         columns[f"{col}_log10"] = {**frequency.provenance, "transform": f"log10(1 + {col})"}
+    if "caption_samples" in counts.columns:
+        out["caption_samples"] = counts["caption_samples"].to_numpy()
+        columns["caption_samples"] = {
+            **frequency.provenance,
+            "transform": "bottom-k sample of matched captions",
+        }
+    if "caption_ambiguity" in counts.columns:
+        out["caption_ambiguity"] = _floats_of(counts["caption_ambiguity"])
+        columns["caption_ambiguity"] = {
+            **frequency.provenance,
+            "transform": "title matches without evidence / all",
+        }
 
 
 def _add_stage01(cfg, out, refs, columns: dict) -> None:

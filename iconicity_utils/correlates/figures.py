@@ -104,8 +104,18 @@ def plot_outcome_vs_feature(data, feature: str, outcome: str = "cra"):
 
 
 def plot_glm_coefficients(glm, terms: Sequence[str] | None = None):
-    """Standardised GLM coefficients with their CIs, one row per predictor and one colour per fit."""
+    """Standardised GLM coefficients with their CIs, one row per predictor and one colour per fit.
+
+    Shows the ``per_model`` and ``pooled`` fits (the others: the table); the title names their errors.
+    """
     plt = _plt()
+    if "fit" in glm.columns:
+        glm = glm[glm["fit"].isin(["per_model", "pooled"])]
+    errors = (
+        ", ".join(str(e) for e in dict.fromkeys(glm["errors"]) if isinstance(e, str))
+        if "errors" in glm
+        else ""
+    )
     fits = list(dict.fromkeys(glm["model"]))
     predictors = terms or [
         t for t in dict.fromkeys(glm["term"]) if t != "const" and not t.startswith("model_")
@@ -129,7 +139,7 @@ def plot_glm_coefficients(glm, terms: Sequence[str] | None = None):
     ax.invert_yaxis()
     ax.set(
         xlabel="log-odds per SD of the predictor (kind_static: static vs dynamic); Wald CI",
-        title="Binomial GLM of recognised images out of n",
+        title="Binomial GLM of recognised images out of n" + (f" (errors: {errors})" if errors else ""),
     )
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7, loc="best")

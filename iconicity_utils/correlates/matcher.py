@@ -20,6 +20,8 @@ from importlib import metadata
 
 import ahocorasick_rs as ar
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from iconicity_utils.correlates.normalise import NORMALISATION, normalise_texts
 
@@ -29,11 +31,12 @@ __all__ = [
     "TitlePatterns",
     "build_patterns",
     "Matcher",
+    "HyperscanMatcher",
     "make_matcher",
 ]
 
 #: the matchers :func:`make_matcher` knows (``correlates.frequency.matcher``)
-MATCHERS = ("ahocorasick_rs",)
+MATCHERS = ("ahocorasick_rs", "hyperscan")
 #: titles of at most this many bytes (ASCII, starting with a word character: "It", "Up", "Her") are
 #: matched with the character before them (see :class:`Matcher`)
 SHORT_TITLE_BYTES = 4
@@ -125,7 +128,7 @@ class Matcher:
     """
 
     def __init__(self, patterns: TitlePatterns, name: str = MATCHERS[0]):
-        if name not in MATCHERS:
+        if name not in MATCHERS or name == "hyperscan":
             raise ValueError(
                 f"unknown matcher {name!r} (correlates.frequency.matcher); expected one of {list(MATCHERS)}"
             )
@@ -153,8 +156,8 @@ class Matcher:
             order = np.argsort(keys)
             self._heads[length] = (keys[order], np.array(ids, dtype=np.int64)[order])
 
-    def find(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every match of every pattern in ``data``: ``(pattern ids, start byte offsets)``."""
+    def find(self, data: np.ndarray, offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every match of every pattern in ``data``: ``(pattern ids, start byte offsets)`` (``offsets`` unused)."""
         return self._all(data)
 
     def find_regular(self, offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,8 +199,81 @@ def _first_bytes(data: np.ndarray, first: np.ndarray, lengths: np.ndarray) -> np
     return packed
 
 
-def make_matcher(patterns: TitlePatterns, name: str = MATCHERS[0]) -> Matcher:
-    """The named matcher over ``patterns`` (``"ahocorasick_rs"``, the only one; see :data:`MATCHERS`)."""
+def _hs_expression(pattern: bytes) -> bytes:
+    """A title as a hyperscan literal: every byte escaped, ``\\b`` where its edge is an ASCII word byte.
+
+    Only ASCII edges are anchored: hyperscan's ``\\b`` (no UCP) treats bytes >= 0x80 as non-word,
+    so an anchored match is a superset of the true ones only where the edge itself is ASCII.  The
+    word-boundary check of :mod:`~iconicity_utils.correlates.counting` decides, as for every matcher.
+    """
+    body = b"".join(b"\\x%02x" % c for c in pattern)
+    left = b"\\b" if _ASCII_WORD_BYTE[pattern[0]] else b""
+    right = b"\\b" if _ASCII_WORD_BYTE[pattern[-1]] else b""
+    return left + body + right
+
+
+_ASCII_WORD_BYTE = [c < 128 and (chr(c).isalnum() or c == 95) for c in range(256)]
+
+
+class HyperscanMatcher:
+    """Intel's hyperscan (the ``hyperscan`` package), block mode, one database of anchored literals.
+
+    Each caption is followed by ``\\n`` in a joined copy of the buffer
+    (``pyarrow.compute.binary_join_element_wise``), so that an anchor sees a caption's own edges;
+    matches (hyperscan reports end offsets) are mapped back to the unjoined buffer.  Same results
+    as :class:`Matcher` after the word-boundary check (tested).
+    """
+
+    def __init__(self, patterns: TitlePatterns):
+        import hyperscan
+
+        self.name = "hyperscan"
+        self.version = _version("hyperscan")
+        self._lengths = patterns.byte_lengths
+        self._db = None
+        if len(patterns):
+            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            exprs = [_hs_expression(p) for p in patterns.encoded]
+            self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs))
+            self._scratch = hyperscan.Scratch(self._db)
+
+    def find(self, data: np.ndarray, offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every match in ``data`` (captions at ``offsets``; one caption when None): ``(ids, starts)``."""
+        offsets = np.array([0, data.size], dtype=np.int64) if offsets is None else offsets
+        if self._db is None or data.size == 0:
+            return _EMPTY, _EMPTY
+        arr = pa.LargeStringArray.from_buffers(
+            len(offsets) - 1, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(data)
+        )
+        sep = pa.scalar("\n", pa.large_string())
+        joined = pc.binary_join_element_wise(arr, sep, pa.scalar("", pa.large_string()))
+        joined_data = joined.buffers()[2]
+        ids: list[int] = []
+        ends: list[int] = []
+
+        def on_match(pid, _from, to, _flags, _ctx):
+            ids.append(pid)
+            ends.append(to)
+
+        size = int(offsets[-1]) + len(offsets) - 1  # every caption and its separator
+        self._db.scan(
+            joined_data.slice(0, size).to_pybytes(), match_event_handler=on_match, scratch=self._scratch
+        )
+        pid = np.array(ids, dtype=np.int64)
+        start = np.array(ends, dtype=np.int64) - self._lengths[pid] if pid.size else _EMPTY
+        joined_off = offsets + np.arange(len(offsets), dtype=np.int64)
+        cap = np.searchsorted(joined_off, start, side="right") - 1
+        return pid, start - cap
+
+    def find_regular(self, offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same as :meth:`find` (anchored literals need no special case for short titles)."""
+        return self.find(data, offsets)
+
+
+def make_matcher(patterns: TitlePatterns, name: str = MATCHERS[0]) -> Matcher | HyperscanMatcher:
+    """The named matcher over ``patterns`` (see :data:`MATCHERS`)."""
+    if name == "hyperscan":
+        return HyperscanMatcher(patterns)
     return Matcher(patterns, name)
 
 

@@ -46,7 +46,8 @@ import pyarrow.parquet as pq
 from iconicity_utils.core.io import atomic_write_json, read_table, utc_now, write_table
 from iconicity_utils.correlates.corpus import list_shards, select_shards
 from iconicity_utils.correlates.counting import BatchCounts, count_batch
-from iconicity_utils.correlates.matcher import TitlePatterns, build_patterns, make_matcher
+from iconicity_utils.correlates.matcher import TitlePatterns, make_matcher
+from iconicity_utils.correlates.modes import COUNT_MODES, KIND_WORDS, CountSpec, bottom_k, build_spec
 from iconicity_utils.correlates.normalise import NORMALISATION
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "count_captions",
     "scan_status",
     "counts_table_path",
+    "count_spec",
     "read_counts",
 ]
 
@@ -132,16 +134,14 @@ def _open_batches(path: Path, column: str, row_groups: Sequence[int], batch_rows
 _WORKER: tuple | None = None
 
 
-def _init_worker(
-    titles: tuple[str, ...], matcher: str, column: str, batch_rows: int, one_thread: bool = True
-) -> None:
-    """Build the patterns and the matcher once per process (from the same titles, so the same ids)."""
+def _init_worker(source: tuple, matcher: str, column: str, batch_rows: int, one_thread: bool = True) -> None:
+    """Build the count spec and the matcher once per process (from the same inputs, so the same ids)."""
     global _WORKER
     if one_thread:  # a pool process is one core: no Arrow thread pools competing with the others
         pa.set_cpu_count(1)
         pa.set_io_thread_count(1)
-    pats = build_patterns(titles)
-    _WORKER = (pats, make_matcher(pats, matcher), column, batch_rows)
+    spec = build_spec(*source)
+    _WORKER = (spec, make_matcher(spec.patterns, matcher), column, batch_rows)
 
 
 def _scan_piece(
@@ -152,11 +152,11 @@ def _scan_piece(
     Returns ``(path, row groups, counts, wall seconds, CPU seconds of this process)``.
     """
     assert _WORKER is not None, "the scanning state is not initialised"
-    pats, matcher, column, batch_rows = _WORKER
+    spec, matcher, column, batch_rows = _WORKER
     t0, c0 = time.perf_counter(), time.process_time()
-    total = BatchCounts.zeros(len(pats))
+    total = BatchCounts.zeros(len(spec.patterns), spec)
     for arr in _open_batches(Path(path), column, row_groups, batch_rows):
-        total.add(count_batch(arr, pats, matcher))
+        total.add(count_batch(arr, spec.patterns, matcher, spec))
     return path, row_groups, total, time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -188,9 +188,9 @@ class _Shards:
     done: dict[Path, dict[str, Any]]
 
     @classmethod
-    def read(cls, cfg, pats: TitlePatterns, folder: Path) -> _Shards:
+    def read(cls, cfg, spec: CountSpec, folder: Path) -> _Shards:
         shards = list_shards(cfg)
-        fingerprint = pats.fingerprint(cfg.correlates.frequency.caption_column)
+        fingerprint = spec.fingerprint(cfg.correlates.frequency.caption_column)
         identities = {s: _shard_identity(s) for s in shards}
         keys = {s: _shard_key(cfg, s) for s in shards}
         paths = {s: _partial_path(folder, s, keys[s]) for s in shards}
@@ -208,11 +208,11 @@ class _Assembler:
     """Adds up the pieces of each pending shard; writes a shard's partial when its last piece is in."""
 
     def __init__(
-        self, state: _Shards, pending: list[Path], jobs: list[tuple[Path, tuple[int, ...]]], n_pat: int
+        self, state: _Shards, pending: list[Path], jobs: list[tuple[Path, tuple[int, ...]]], spec: CountSpec
     ):
         self.state = state
         self.remaining = {s: sum(1 for j in jobs if j[0] == s) for s in pending}
-        self.partial = {s: BatchCounts.zeros(n_pat) for s in pending}
+        self.partial = {s: BatchCounts.zeros(len(spec.patterns), spec) for s in pending}
         self.busy = {s: 0.0 for s in pending}
         self.cpu = {s: 0.0 for s in pending}
 
@@ -233,15 +233,15 @@ class _Assembler:
         return s, record
 
 
-def _scan_shards(cfg, pats: TitlePatterns, state: _Shards, pending: list[Path], workers: int):
+def _scan_shards(cfg, spec: CountSpec, state: _Shards, pending: list[Path], workers: int):
     """Scan the pending shards; yield ``(shard, partial record)`` as each shard finishes."""
     f = cfg.correlates.frequency
-    titles = tuple(pats.titles)  # workers rebuild the same patterns (same ids) from the same titles
     total_rows = sum(state.identities[s]["rows"] for s in pending)
     target = max(1, math.ceil(total_rows / (workers * 4)))
     jobs = [(s, rg) for s in pending for rg in _chunks(state.identities[s]["row_groups"], target)]
-    assembler = _Assembler(state, pending, jobs, len(pats))
-    init = (titles, f.matcher, f.caption_column, f.batch_rows)
+    assembler = _Assembler(state, pending, jobs, spec)
+    # workers rebuild the same spec (same ids) from the same inputs
+    init = (spec.source, f.matcher, f.caption_column, f.batch_rows)
     pieces = _in_process(init, jobs) if workers == 1 or len(jobs) == 1 else _in_pool(init, jobs, workers)
     for piece in pieces:
         out = assembler.add(*piece)
@@ -304,6 +304,11 @@ def _partial_record(
         "finished_utc": utc_now(),
         # sparse: [pattern index, captions containing it, captions that are it]
         "counts": [[int(i), int(counts.counts[i]), int(counts.exact[i])] for i in hits],
+        # sparse: [reference, title and creator, title and context, title alone]
+        "modes": [[int(r), *map(int, counts.modes[r])] for r in np.flatnonzero(counts.modes.any(axis=1))]
+        if counts.modes is not None
+        else [],
+        "samples": [[r, str(k), t] for r, k, t in counts.samples],
     }
 
 
@@ -359,7 +364,18 @@ def counts_table_path(cfg) -> Path:
 
 def _references_titles(cfg):
     refs = read_table(cfg.references_table)
-    return refs[["slug", "kind", "label_clean"]].reset_index(drop=True)
+    for col in ("creator", "year"):
+        if col not in refs.columns:
+            refs[col] = None
+    return refs[["slug", "kind", "label_clean", "creator", "year"]].reset_index(drop=True)
+
+
+def count_spec(cfg, refs=None) -> CountSpec:
+    """The :class:`~iconicity_utils.correlates.modes.CountSpec` of the references (titles, creators, years)."""
+    refs = refs if refs is not None else _references_titles(cfg)
+    years = [None if pd.isna(y) else int(y) for y in refs["year"]]
+    creators = [c if isinstance(c, str) else None for c in refs["creator"]]
+    return build_spec(list(refs["label_clean"]), creators, years, cfg.correlates.frequency.sample_k)
 
 
 def count_captions(
@@ -385,9 +401,9 @@ def count_captions(
     """
     f = cfg.correlates.frequency
     refs = _references_titles(cfg)
-    pats = build_patterns(list(refs["label_clean"]))
-    folder = partials_dir(cfg, pats)
-    state = _Shards.read(cfg, pats, folder)
+    spec = count_spec(cfg, refs)
+    folder = partials_dir(cfg, spec.titles)
+    state = _Shards.read(cfg, spec, folder)
     mine = set(select_shards(state.shards, shard))
     workers = workers or f.workers or os.cpu_count() or 1
     pending = [s for s in state.shards if s in mine and s not in state.done]
@@ -400,7 +416,7 @@ def count_captions(
             f"scanning {len(pending)} shard(s) of {len(state.shards)} with {workers} process(es), "
             f"matcher {f.matcher}; partials in {cfg.relative(folder)}"
         )
-        for s, record in _scan_shards(cfg, pats, state, pending, workers):
+        for s, record in _scan_shards(cfg, spec, state, pending, workers):
             state.done[s] = record
             rows_now += record["rows_scanned"]
             cpu_now += record["cpu_seconds"]
@@ -409,10 +425,10 @@ def count_captions(
     result = ScanResult(
         counts=None, shards_total=len(state.shards), shards_done=len(state.done), shards_scanned=len(pending),
         shards_reused=reused, rows_scanned=rows_now, seconds=seconds, cpu_seconds=cpu_now, partials=folder,
-        provenance=_provenance(cfg, pats, state, folder), missing=state.missing,
+        provenance=_provenance(cfg, spec, state, folder), missing=state.missing,
     )  # fmt: skip
     if not result.missing:
-        result.counts = _merge(refs, pats, [state.done[s] for s in state.shards])
+        result.counts = _merge(refs, spec, [state.done[s] for s in state.shards])
         result.provenance["last_run"] = {"shards_scanned": len(pending), "rows": rows_now,
                                          "wall_seconds": round(seconds, 3), "workers": workers}  # fmt: skip
         write_table(result.counts, counts_table_path(cfg), cfg, caption_counts=result.provenance)
@@ -425,25 +441,40 @@ def count_captions(
     return result
 
 
-def _merge(refs, pats: TitlePatterns, records: list[dict]):
-    """Sum partial counts into the counts table (one row per reference)."""
-    counts = np.zeros(len(pats), np.int64)
-    exact = np.zeros(len(pats), np.int64)
+def _merge(refs, spec: CountSpec, records: list[dict]):
+    """Sum partial counts into the counts table (one row per reference): every count mode, the samples."""
+    n_pat = len(spec.patterns)
+    counts = np.zeros(n_pat, np.int64)
+    exact = np.zeros(n_pat, np.int64)
+    modes = np.zeros((spec.n_refs, 3), np.int64)
+    samples = []
     for record in records:
         for i, c, e in record["counts"]:
             counts[i] += c
             exact[i] += e
-    idx = np.array(pats.index, dtype=np.int64)
+        for r, *m in record.get("modes", []):
+            modes[r] += m
+        samples += [(r, int(k), t) for r, k, t in record.get("samples", [])]
+    idx = spec.title_pid
     defined = idx >= 0
-    out = refs.copy()
-    out["pattern"] = list(pats.normalised)
+    out = refs[["slug", "kind", "label_clean"]].copy()
+    out["pattern"] = list(spec.titles.normalised)
     out["caption_count"] = pd.array(np.where(defined, counts[np.maximum(idx, 0)], 0), dtype="Int64")
     out["exact_caption_count"] = pd.array(np.where(defined, exact[np.maximum(idx, 0)], 0), dtype="Int64")
-    out.loc[~defined, ["caption_count", "exact_caption_count"]] = pd.NA
+    for j, mode in enumerate(COUNT_MODES[1:]):
+        out[f"caption_count_{mode}"] = pd.array(modes[:, j], dtype="Int64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["caption_ambiguity"] = np.where(out["caption_count"].fillna(0).to_numpy() > 0,
+                                            modes[:, 2] / out["caption_count"].fillna(0).to_numpy(), np.nan)  # fmt: skip
+    chosen = bottom_k(samples, spec.sample_k)
+    out["caption_samples"] = [[t for r2, _k, t in chosen if r2 == r] for r in range(spec.n_refs)]
+    cols = ["caption_count", "exact_caption_count", *(f"caption_count_{m}" for m in COUNT_MODES[1:])]
+    out.loc[~defined, cols] = pd.NA
+    out.loc[~defined, "caption_ambiguity"] = np.nan
     return out
 
 
-def _provenance(cfg, pats: TitlePatterns, state: _Shards, folder: Path) -> dict[str, Any]:
+def _provenance(cfg, spec: CountSpec, state: _Shards, folder: Path) -> dict[str, Any]:
     f = cfg.correlates.frequency
     records = list(state.done.values())
     return {
@@ -460,7 +491,11 @@ def _provenance(cfg, pats: TitlePatterns, state: _Shards, folder: Path) -> dict[
         "matcher": f.matcher,
         "normalisation": NORMALISATION,
         "matching": "case-insensitive, word boundaries, captions counted once",
-        "patterns": len(pats),
+        "patterns": len(spec.titles),
+        "count_modes": list(COUNT_MODES),
+        "evidence": "title_creator: a creator's surname; title_context: a kind word "
+        f"({', '.join(KIND_WORDS)}) or the year; same caption, word boundaries, same normalisation",
+        "sample": f"bottom-{spec.sample_k} of a fixed 64-bit hash of the caption bytes per reference",
         "fingerprint": state.fingerprint,
         "partials": cfg.relative(folder),
     }
@@ -468,9 +503,9 @@ def _provenance(cfg, pats: TitlePatterns, state: _Shards, folder: Path) -> dict[
 
 def scan_status(cfg) -> dict[str, Any]:
     """Which shards have partial counts, without scanning anything."""
-    pats = build_patterns(list(_references_titles(cfg)["label_clean"]))
-    folder = partials_dir(cfg, pats)
-    state = _Shards.read(cfg, pats, folder)
+    spec = count_spec(cfg)
+    folder = partials_dir(cfg, spec.titles)
+    state = _Shards.read(cfg, spec, folder)
     return {
         "shards_total": len(state.shards),
         "shards_done": len(state.done),

@@ -1,20 +1,16 @@
-"""Stage 06's statistics: Spearman ρ with bootstrap CIs and Benjamini-Hochberg, and a binomial GLM.
+"""Stage 06's statistics: Spearman ρ with bootstrap CIs and Benjamini-Hochberg (and the GLM, re-exported).
 
 - :func:`spearman_table` (``correlates_spearman.parquet``): Spearman ρ of each covariate with each
   outcome (CRA; CRT and mean VR as secondary outcomes), per model and per kind (``static``,
   ``dynamic`` and ``all``), on the references where both are defined; scipy's p-value,
   Benjamini-Hochberg-adjusted within ``correlates.bh_family``; a percentile bootstrap CI over
   references (resamples with an undefined ρ are left out).
-- :func:`glm_table` (``correlates_glm.parquet``): a binomial GLM (statsmodels) of recognised
-  images out of ``n_images``, with standardised predictors (z-scores over the references in the
-  fit), one fit per model and a pooled fit with model effects; coefficients with Wald CIs, n and
-  the variance inflation factor of every predictor.  A fit that cannot be made (every image
-  recognised, too few references, a constant predictor) says why in ``note``.
+- :func:`glm_table` (``correlates_glm.parquet``): the binomial GLM, in
+  :mod:`~iconicity_utils.correlates.glm` (re-exported here).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from iconicity_utils.config.sections import CORRELATE_OUTCOMES
+from iconicity_utils.correlates.glm import GLM_TABLE, glm_table, ordered_models, vif
 
 __all__ = [
     "OUTCOME_LABELS",
@@ -36,7 +33,6 @@ __all__ = [
 ]
 
 SPEARMAN_TABLE = "correlates_spearman.parquet"
-GLM_TABLE = "correlates_glm.parquet"
 OUTCOME_LABELS = {"cra": "CRA", "crt": "CRT", "vr_all": "VR (all images)"}
 assert set(OUTCOME_LABELS) == set(CORRELATE_OUTCOMES)
 #: the kinds a statistic is computed for: each kind, and both together
@@ -46,11 +42,6 @@ SCOPES = ("static", "dynamic", "all")
 def as_floats(series) -> np.ndarray:
     """A column as float64 numpy (NA and non-numbers become NaN)."""
     return pd.to_numeric(series, errors="coerce").astype("float64").to_numpy()
-
-
-def _ordered(values, preferred: Sequence[str]) -> list[str]:
-    present = list(dict.fromkeys(values))
-    return [m for m in preferred if m in present] + sorted(m for m in present if m not in preferred)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,7 +146,7 @@ def spearman_table(cfg, data, features: Sequence[str] | None = None):
     feats = [f for f in wanted if f in data.columns and not data[f].isna().all()]
     rows = []
     for outcome in c.outcomes:
-        for model in _ordered(data["model"], cfg.models):
+        for model in ordered_models(data["model"], cfg.models):
             for scope in SCOPES:
                 part = data[data["model"] == model]
                 if scope != "all":
@@ -172,156 +163,3 @@ def spearman_table(cfg, data, features: Sequence[str] | None = None):
             table.loc[table.index[idx], "p_bh"] = bh_adjust(table["p"].to_numpy()[idx])
     table.attrs["left_out"] = [f for f in wanted if f not in feats]
     return table[SPEARMAN_COLUMNS]
-
-
-# --------------------------------------------------------------------------------------------
-# Binomial GLM with VIFs
-# --------------------------------------------------------------------------------------------
-
-
-def vif(design, columns: Sequence[str]) -> dict[str, float]:
-    """Variance inflation factors of ``columns`` of a design DataFrame (which holds the constant).
-
-    statsmodels' ``variance_inflation_factor``: ``1 / (1 - R²)`` of each column regressed on all
-    the others.
-    """
-    from statsmodels.stats.outliers_influence import variance_inflation_factor
-
-    values = design.to_numpy(dtype="float64")
-    names = list(design.columns)
-    out = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for col in columns:
-            out[col] = float(variance_inflation_factor(values, names.index(col)))
-    return out
-
-
-GLM_COLUMNS = [
-    "fit", "model", "variant", "term", "coef", "se", "z", "p", "ci_low", "ci_high", "vif",
-    "predictor_mean", "predictor_sd", "n_refs", "n_rows", "n_images", "n_recognised", "converged",
-    "ci_level", "note",
-]  # fmt: skip
-
-
-def _usable_rows(part, predictors: Sequence[str], notes: list[str]):
-    """``(complete rows, predictors kept)``: predictors with values, rows with every one, no constant."""
-    usable = []
-    for p in predictors:
-        if p not in part.columns or part[p].isna().all():
-            notes.append(f"{p}: no values, left out")
-        else:
-            usable.append(p)
-    frame = part.copy()
-    for p in usable:
-        frame[p] = as_floats(frame[p])
-    complete = frame.dropna(subset=usable) if usable else frame
-    if len(complete) < len(frame):
-        notes.append(f"{len(frame) - len(complete)} row(s) with a missing predictor left out")
-    kept = []
-    for p in usable:
-        if complete[p].nunique() < 2:
-            notes.append(f"{p}: constant, left out")
-        else:
-            kept.append(p)
-    return complete, kept
-
-
-def _design(complete, kept: list[str], dummies: dict[str, Any]):
-    """``(design, means, sds)``: the constant, the standardised predictors and the varying dummies."""
-    means = {p: float(complete[p].mean()) for p in kept}
-    sds = {p: float(complete[p].std(ddof=1)) for p in kept}
-    design = pd.DataFrame({"const": np.ones(len(complete))}, index=complete.index)
-    for p in kept:
-        design[p] = (complete[p] - means[p]) / sds[p]
-    for name, column in dummies.items():
-        values = column.loc[complete.index].astype("float64")
-        if values.nunique() > 1:
-            design[name] = values
-    return design, means, sds
-
-
-def _fitted_rows(res, design, base: dict, means: dict, sds: dict, notes: list[str], level: float):
-    """One row per term of a fitted GLM: coefficient, SE, z, p, Wald CI, VIF."""
-    terms = list(design.columns)
-    ci = res.conf_int(alpha=1 - level)
-    vifs = vif(design, [t for t in terms if t != "const"]) if len(terms) > 2 else {t: 1.0 for t in terms[1:]}
-    return [
-        {
-            **base, "term": t, "coef": float(res.params[t]), "se": float(res.bse[t]), "z": float(res.tvalues[t]),
-            "p": float(res.pvalues[t]), "ci_low": float(ci.loc[t, 0]), "ci_high": float(ci.loc[t, 1]),
-            "vif": vifs.get(t, np.nan), "predictor_mean": means.get(t, np.nan), "predictor_sd": sds.get(t, np.nan),
-            "converged": bool(res.converged), "note": "; ".join(notes),
-        }
-        for t in terms
-    ]  # fmt: skip
-
-
-def _glm_fit(part, predictors: Sequence[str], dummies: dict[str, Any], level: float) -> list[dict[str, Any]]:
-    """One binomial GLM of ``n_recognised`` out of ``n_images``; one row per term."""
-    import statsmodels.api as sm
-
-    notes: list[str] = []
-    complete, kept = _usable_rows(part, predictors, notes)
-    design, means, sds = _design(complete, kept, dummies)
-    succ = complete["n_recognised"].to_numpy(dtype="float64")
-    trials = complete["n_images"].to_numpy(dtype="float64")
-    base = {
-        "n_refs": int(complete["slug"].nunique()) if len(complete) else 0,
-        "n_rows": len(complete),
-        "n_images": int(trials.sum()),
-        "n_recognised": int(succ.sum()),
-        "ci_level": level,
-    }
-    terms = list(design.columns)
-
-    def empty(reason: str) -> list[dict[str, Any]]:
-        return [
-            {**base, "term": t, "converged": False, "note": "; ".join([*notes, reason]),
-             "predictor_mean": means.get(t, np.nan), "predictor_sd": sds.get(t, np.nan)}
-            for t in terms
-        ]  # fmt: skip
-
-    if len(complete) <= len(terms):
-        return empty(f"{len(complete)} rows for {len(terms)} terms: not estimable")
-    if succ.sum() == 0 or succ.sum() == trials.sum():
-        return empty(
-            "outcome constant: " + ("no image recognised" if succ.sum() == 0 else "every image recognised")
-        )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            endog = np.column_stack([succ, trials - succ])
-            res = sm.GLM(endog, design, family=sm.families.Binomial()).fit()
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            return empty(f"fit failed: {type(exc).__name__}: {exc}")
-    notes += sorted(
-        {f"{type(w.message).__name__}: {w.message}" for w in caught if issubclass(w.category, Warning)}
-    )
-    return _fitted_rows(res, design, base, means, sds, notes, level)
-
-
-def glm_table(cfg, data):
-    """Binomial GLMs of recognised images out of n: one per model, and one pooled with model effects.
-
-    Predictors are ``correlates.glm.predictors``, each standardised over the rows of its fit
-    (``predictor_mean`` and ``predictor_sd`` undo it); ``kind_static`` (1 for static references)
-    joins when ``correlates.glm.kind_effect`` is set; the pooled fit adds ``model_<id>`` indicators
-    against the first model.  Rows with a missing predictor are left out, and ``note`` says how many.
-    """
-    g = cfg.correlates.glm
-    models = _ordered(data["model"], cfg.models)
-    rows = []
-    kind = {"kind_static": (data["kind"] == "static").astype(int)} if g.kind_effect else {}
-    for model in models:
-        part = data[data["model"] == model]
-        for r in _glm_fit(part, g.predictors, {k: v.loc[part.index] for k, v in kind.items()}, g.ci_level):
-            rows.append({"fit": "per_model", "model": model, "variant": cfg.correlates.variant, **r})
-    if len(models) > 1:
-        dummies = {f"model_{m}": (data["model"] == m).astype(int) for m in models[1:]}
-        for r in _glm_fit(data, g.predictors, {**kind, **dummies}, g.ci_level):
-            rows.append({"fit": "pooled", "model": "pooled", "variant": cfg.correlates.variant, **r})
-    table = pd.DataFrame(rows)
-    for col in GLM_COLUMNS:
-        if col not in table.columns:
-            table[col] = np.nan
-    return table[GLM_COLUMNS]

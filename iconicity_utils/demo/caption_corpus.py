@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from iconicity_utils.core.io import atomic_path, atomic_write_json, read_table
 from iconicity_utils.correlates.corpus import shard_glob
+from iconicity_utils.correlates.modes import surnames
 from iconicity_utils.correlates.normalise import NORMALISATION, QUOTES, normalise_texts
 
 __all__ = [
@@ -175,6 +176,10 @@ def build_corpus(cfg, n_captions: int = 20_000, n_shards: int = 4, seed: int = 0
         "seed": seed,
         "column": column,
         "normalisation": NORMALISATION,
+        "evidence": [
+            "by surname, (year): _with_evidence v2",
+            *zip(refs.get("creator", []), refs.get("year", []), strict=False),
+        ],
     }
     fingerprint = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()
     if _up_to_date(cfg, folder, names, fingerprint):
@@ -217,6 +222,26 @@ def _mentions(title: str, n: int, pick) -> tuple[list[str], int]:
     return captions, exact
 
 
+def _with_evidence(mentions: list[str], rows) -> list[str]:
+    """Some mentions name the creator ("by Manet") or the year ("(1863)"): the count modes' evidence.
+
+    Deterministic (by position), no random draw; exact captions are left alone.  With two
+    references of one title (*Olympia*), each gets its own captions, so their modes differ.
+    """
+    out = list(mentions)
+    for j, (creator, year) in enumerate(zip(rows.get("creator", []), rows.get("year", []), strict=False)):
+        names = surnames(creator)
+        for k, text in enumerate(out):
+            if text.startswith("  ") or (k + j) % (3 + j) != 0:
+                continue
+            has_year = year is not None and not pd.isna(year)
+            if names and (((k + j) // (3 + j)) % 2 == 0 or not has_year):
+                out[k] = f"{text} by {names[0]}"
+            elif has_year:
+                out[k] = f"{text} ({int(year)})"
+    return out
+
+
 def _demo_captions(refs, n_captions: int, seed: int) -> tuple[list[str], dict[str, tuple[int, int]]]:
     """The demo captions (shuffled) and, per slug, the planned (captions containing, exact)."""
     rng = np.random.default_rng(seed)
@@ -235,7 +260,7 @@ def _demo_captions(refs, n_captions: int, seed: int) -> tuple[list[str], dict[st
         links = int(refs.loc[refs["slug"] == slugs[0], "sitelinks"].iloc[0])
         n = int(rng.poisson(max(0.0, (links - 30) * 0.6)))
         mentions, exact = _mentions(title, n, pick)
-        captions += mentions
+        captions += _with_evidence(mentions, refs[refs["slug"].isin(slugs)])
         for slug in slugs:
             planned[slug] = (n, exact)
         captions += _DECOYS.get(title, [])

@@ -38,6 +38,7 @@ from iconicity_utils.explore.tables import (
     SORT_KEYS,
     Recomputed,
     Thresholds,
+    caption_samples_html,
     feature_frame,
     feature_labels,
     group_rows,
@@ -510,7 +511,7 @@ class Explorer:
         self.feature_note.value = (
             f"<span class='ic-label'>CRA at the current thresholds against <b>{html.escape(self.feature.value)}</b> "
             f"({len(frame)} references with both; from {html.escape(str(r.features_path))})</span>"
-        )
+        ) + caption_samples_html(r.features, self.slug)
 
     # -- display -----------------------------------------------------------------------------------
     def _header_html(self) -> str:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "numeric_feature_columns",
     "feature_labels",
     "feature_frame",
+    "caption_samples_html",
     "reused_cells",
 ]
 
@@ -255,3 +257,15 @@ def reused_cells(row) -> np.ndarray:
     τ_reuse and comparison (as :func:`~iconicity_utils.score.figures.plot_gallery`); their mean
     is the image's VR."""
     return passes(np.asarray(row["vr_cells"], dtype=np.float32), row["vr_tau"], row["comparison"])
+
+
+def caption_samples_html(features, slug) -> str:
+    """The matched captions stage 06 sampled for one reference (``caption_samples``), as HTML; ``""`` if none."""
+    if features is None or slug is None or "caption_samples" not in features.columns:
+        return ""
+    rows = features[features["slug"] == slug]
+    samples = rows["caption_samples"].iloc[0] if len(rows) else None
+    if samples is None or len(samples) == 0:
+        return ""
+    items = "".join(f"<li>{html.escape(str(t))}</li>" for t in samples)
+    return f"<div class='ic-label'>captions counted for this title (a sample):<ul>{items}</ul></div>"

@@ -1,0 +1,211 @@
+"""Count modes: is a caption that holds the title about the *work*? (stage 06, docs/method.md §6.2)
+
+A title such as *Up*, *It* or *Olympia* occurs in many captions about something else.  Beside the
+``title`` count, the same pass counts, per reference, the captions that hold the title **and**:
+
+- ``title_creator``: the creator's (director's) surname (:func:`surnames`, from stage 01's
+  ``creator``; every creator of a work, *Wachowski* for *The Matrix*);
+- ``title_context``: a kind word (:data:`KIND_WORDS`) or the work's year;
+
+and ``ambiguous``, the captions with neither, whose share of the ``title`` count is the title's
+``caption_ambiguity``.  Evidence words are matched like titles (normalised, at word boundaries)
+by the same automaton in the same pass (:class:`CountSpec`).  A bottom-k sample of the matched
+captions per reference (the k smallest of a fixed 64-bit hash of the caption's length and its
+first and last 8 bytes, mixed with the reference: deterministic, the same whichever shards or
+processes scanned them; identical captions share a key and are kept once) lets a reader judge
+the precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from iconicity_utils.correlates.matcher import TitlePatterns, build_patterns
+
+__all__ = [
+    "KIND_WORDS",
+    "COUNT_MODES",
+    "surnames",
+    "CountSpec",
+    "build_spec",
+    "ref_hits",
+    "mode_counts",
+    "sample_keys",
+    "bottom_k",
+]
+
+#: words that place a caption with the title near the work: the kind of image it is
+KIND_WORDS = (
+    "painting", "print", "poster", "museum", "film", "movie", "dvd", "blu-ray", "scene", "still", "trailer",
+)  # fmt: skip
+#: the counts of the counts table, one column each (``caption_count`` is ``title``)
+COUNT_MODES = ("title", "title_creator", "title_context")
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def surnames(creator) -> tuple[str, ...]:
+    """The last word of each creator's name (``;``-separated): ``"Lana Wachowski; Lilly Wachowski"`` -> ``("Wachowski",)``."""
+    if not isinstance(creator, str):
+        return ()
+    names = [n.split()[-1] for n in creator.split(";") if n.split()]
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class CountSpec:
+    """The titles, the evidence words, and one automaton's patterns for all of them.
+
+    Attributes:
+        titles: the title patterns alone (they name the partials folder).
+        patterns: titles, surnames, years and kind words together: what the automaton matches.
+        title_pid: per reference, its title's id in ``patterns`` (-1: an empty title).
+        creator_pid: per reference, up to ``creator_pid.shape[1]`` surname ids (-1: none).
+        year_pid: per reference, its year's id (-1: none).
+        is_kind: per pattern, is it a kind word?
+        sample_k: captions sampled per reference.
+    """
+
+    titles: TitlePatterns
+    patterns: TitlePatterns
+    title_pid: np.ndarray
+    creator_pid: np.ndarray
+    year_pid: np.ndarray
+    is_kind: np.ndarray
+    sample_k: int
+    #: the arguments of :func:`build_spec` that made it (a worker process rebuilds it from them)
+    source: tuple = ()
+
+    @property
+    def n_refs(self) -> int:
+        return int(self.title_pid.size)
+
+    def fingerprint(self, column: str) -> str:
+        """sha256 of every pattern, the evidence of each reference, the column and the sample size."""
+        blob = json.dumps(
+            {
+                "patterns": self.patterns.fingerprint(column),
+                "creator": self.creator_pid.tolist(),
+                "year": self.year_pid.tolist(),
+                "sample_k": self.sample_k,
+            }
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def build_spec(titles: Sequence[str], creators: Sequence, years: Sequence, sample_k: int = 5) -> CountSpec:
+    """The :class:`CountSpec` of the references (``creators``: stage 01's ``creator``; ``years``: ``year``)."""
+    n = len(titles)
+    names = [surnames(c) for c in creators]
+    width = max([1, *(len(s) for s in names)])
+    flat = [s[j] if j < len(s) else "" for s in names for j in range(width)]
+    years = tuple(None if y is None or y != y or str(y) in ("<NA>", "nan", "None") else int(y) for y in years)
+    creators = tuple(c if isinstance(c, str) else None for c in creators)
+    year_text = ["" if y is None else str(y) for y in years]
+    pats = build_patterns([*titles, *flat, *year_text, *KIND_WORDS])
+    index = np.array(pats.index, dtype=np.int64)
+    is_kind = np.zeros(len(pats), dtype=bool)
+    is_kind[index[n + n * width + n :]] = True
+    return CountSpec(
+        titles=build_patterns(titles),
+        patterns=pats,
+        title_pid=index[:n],
+        creator_pid=index[n : n + n * width].reshape(n, width),
+        year_pid=index[n + n * width : n + n * width + n],
+        is_kind=is_kind,
+        sample_k=sample_k,
+        source=(tuple(titles), tuple(creators), tuple(years), sample_k),
+    )
+
+
+def _has(pairs: np.ndarray, caps: np.ndarray, pid: np.ndarray, n_pat: int) -> np.ndarray:
+    """Does caption ``caps[i]`` hold pattern ``pid[i]``?  ``pairs``: sorted unique ``caption * n_pat + pattern``."""
+    if pairs.size == 0:
+        return np.zeros(caps.size, dtype=bool)
+    keys = caps * n_pat + np.maximum(pid, 0)
+    at = np.minimum(np.searchsorted(pairs, keys), pairs.size - 1)
+    return (pid >= 0) & (pairs[at] == keys)
+
+
+def ref_hits(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(caption, reference)`` of every title hit, one per reference sharing the title."""
+    n_pat = len(spec.patterns)
+    caps, pids = pairs // n_pat, pairs % n_pat
+    order = np.argsort(spec.title_pid, kind="stable")
+    sorted_pid = spec.title_pid[order]
+    lo = np.searchsorted(sorted_pid, pids, side="left")
+    hi = np.searchsorted(sorted_pid, pids, side="right")
+    reps = hi - lo
+    hit_caps = np.repeat(caps, reps)
+    first = np.repeat(lo - np.concatenate([[0], np.cumsum(reps)[:-1]]), reps)
+    refs = order[np.arange(hit_caps.size) + first]
+    return hit_caps, refs
+
+
+def mode_counts(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per reference: ``(counts, hit captions, hit references)``; ``counts[:, j]`` is title_creator,
+    title_context, ambiguous (neither) for j = 0, 1, 2.
+
+    ``pairs``: the batch's sorted unique ``caption * n_patterns + pattern`` hits.
+    """
+    n_pat = len(spec.patterns)
+    caps, refs = ref_hits(pairs, spec)
+    kind_caps = np.unique(pairs[spec.is_kind[pairs % n_pat]] // n_pat)
+    creator = np.zeros(caps.size, dtype=bool)
+    for j in range(spec.creator_pid.shape[1]):
+        creator |= _has(pairs, caps, spec.creator_pid[refs, j], n_pat)
+    context = np.isin(caps, kind_caps) | _has(pairs, caps, spec.year_pid[refs], n_pat)
+    out = np.zeros((spec.n_refs, 3), dtype=np.int64)
+    for j, flag in enumerate((creator, context, ~(creator | context))):
+        out[:, j] = np.bincount(refs[flag], minlength=spec.n_refs)
+    return out, caps, refs
+
+
+def _edge_words(data: np.ndarray, lo: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and the last 8 bytes of each caption as integers (zero-padded; only its own bytes)."""
+    first = np.zeros(lo.size, dtype=np.uint64)
+    last = np.zeros(lo.size, dtype=np.uint64)
+    if data.size >= 8:
+        words = np.ndarray(shape=(data.size - 7,), dtype="<u8", buffer=data, strides=(1,))
+        inside = lo <= data.size - 8
+        first[inside] = words[lo[inside]]
+        full = lens >= 8
+        last[full] = words[lo[full] + lens[full] - 8]
+    for i in np.flatnonzero((lo > data.size - 8) | (lens < 8)):  # short captions, the buffer's end
+        first[i] = int.from_bytes(data[lo[i] : lo[i] + min(8, lens[i])].tobytes(), "little")
+    short = lens < 8
+    first[short] &= (np.uint64(1) << (np.uint64(8) * lens[short].astype(np.uint64))) - np.uint64(1)
+    return first, last
+
+
+def sample_keys(offsets: np.ndarray, data: np.ndarray, caps: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """A fixed 64-bit key per (caption, reference): a hash of the caption's length, first and last
+    8 bytes, mixed with the reference (uint64, vectorised; the same in any batch)."""
+    if caps.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    uniq, inv = np.unique(caps, return_inverse=True)
+    lo = offsets[uniq]
+    lens = offsets[uniq + 1] - lo
+    first, last = _edge_words(data, lo, lens)
+    with np.errstate(over="ignore"):
+        h = (first * _MIX) ^ ((last + np.uint64(0x632BE59BD9B4E019)) * _MIX >> np.uint64(7))
+        h ^= lens.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+        key = (h[inv] ^ (refs.astype(np.uint64) * _MIX)) * _MIX
+        key ^= key >> np.uint64(31)
+    return key
+
+
+def bottom_k(samples: list[tuple[int, int, str]], k: int) -> list[tuple[int, int, str]]:
+    """The ``k`` smallest keys per reference of ``(reference, key, caption)`` triples (distinct keys)."""
+    out: list[tuple[int, int, str]] = []
+    seen: dict[int, set[int]] = {}
+    for ref, key, text in sorted(samples, key=lambda t: (t[0], t[1])):
+        keys = seen.setdefault(ref, set())
+        if len(keys) < k and key not in keys:
+            keys.add(key)
+            out.append((ref, key, text))
+    return out
