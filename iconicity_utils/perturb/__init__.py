@@ -5,7 +5,9 @@ change, or when the title is replaced by a plain description of the picture?  (d
   :mod:`~iconicity_utils.perturb.synonyms` (WordNet synonyms), :mod:`~iconicity_utils.perturb.literal`
   (Wikidata template, captioner or CSV; captions by :mod:`~iconicity_utils.perturb.captions`),
   :mod:`~iconicity_utils.perturb.leaks` (the leak check) and :mod:`~iconicity_utils.perturb.distance`
-  (the CLIP text distance); :mod:`~iconicity_utils.perturb.words` holds the word helpers they share;
+  (the CLIP text distance); :mod:`~iconicity_utils.perturb.grammar` (a title word's part of speech)
+  and :mod:`~iconicity_utils.perturb.meaning` (the named sentence encoder that ranks synonyms) serve
+  the synonyms; :mod:`~iconicity_utils.perturb.words` holds the word helpers they share;
 - :mod:`~iconicity_utils.perturb.wordnet`: Princeton WordNet 3.0, found or installed offline;
 - :mod:`~iconicity_utils.perturb.perturbation`: the stage's front door: generation and scoring of
   the variants, and the comparison with the title (:func:`compare`);

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from iconicity_utils.perturb.words import FUNCTION_WORDS, base_forms, creator_words, fold, tokens
+from iconicity_utils.perturb.words import (
+    FUNCTION_WORDS,
+    base_forms,
+    creator_words,
+    fold,
+    spelling_variant,
+    tokens,
+)
 
 __all__ = ["leak_words", "find_leaks"]
 
@@ -26,7 +33,8 @@ def leak_words(
       words, at least two letters) whose wordfreq Zipf frequency in English is below
       ``max_zipf`` (5.0 is 100 occurrences per million words: *starry* 3.2 and *scream* 4.1 are
       distinctive, *night* 5.6 is not), with ``mode="content"`` every content word; numbers always;
-    - every word of the **creator's name(s)**, less name particles (*van*, *da*) and initials.
+    - the **creator's name** words of :func:`~iconicity_utils.perturb.words.creator_words`: the
+      surname and distinctive given names, never function words, particles or epithets.
     """
     from wordfreq import zipf_frequency
 
@@ -46,16 +54,20 @@ def leak_words(
 
 
 def find_leaks(prompt: str, words: Sequence[str], wn) -> list[str]:
-    """The leak ``words`` that ``prompt`` contains, sorted: whole words compared after folding to
-    lower case without accents, and through their WordNet base forms in every part of speech
-    (``kissing`` leaks *kiss*, ``Nights`` leaks *night*)."""
+    """The leak ``words`` that ``prompt`` contains, sorted: words compared after folding to lower
+    case without accents, through their WordNet base forms in every part of speech (``kissing``
+    leaks *kiss*, ``Nights`` leaks *night*), and as spelling variants
+    (:func:`~iconicity_utils.perturb.words.spelling_variant`: *Gipsy* leaks *gypsy*,
+    *Embassadors* leaks *ambassadors*, *Warfares* leaks *wars*)."""
     targets: dict[str, str] = {}
     for word in words:
         for form in base_forms(word, wn):
             targets.setdefault(form, word)
     hits = set()
-    for word in tokens(prompt):
-        for form in base_forms(word, wn):
+    for token in tokens(prompt):
+        for form in base_forms(token, wn):
             if form in targets:
                 hits.add(targets[form])
+            elif not form.isdigit():
+                hits.update(w for t, w in targets.items() if not t.isdigit() and spelling_variant(form, t))
     return sorted(hits)

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.core.constants import BASE_VARIANT, STANDIN_LABEL
-from iconicity_utils.core.io import read_table, write_table
+from iconicity_utils.core.constants import BASE_VARIANT
+from iconicity_utils.core.io import read_table, with_standin_label, write_table
 from iconicity_utils.perturb.distance import add_text_distance
 from iconicity_utils.perturb.leaks import find_leaks, leak_words
-from iconicity_utils.perturb.literal import literal_rows
-from iconicity_utils.perturb.synonyms import synonym_variants
+from iconicity_utils.perturb.literal import literal_rows, read_literal_csv
+from iconicity_utils.perturb.synonyms import meaning_ranker, synonym_variants
 from iconicity_utils.perturb.wordnet import load_wordnet, wordnet_source
 from iconicity_utils.registry import is_standin_config
 
@@ -104,7 +104,12 @@ def _title_and_synonym_rows(
 ) -> list[dict[str, Any]]:
     """The ``title`` row and the ``synonym`` rows of every reference, in the table's order."""
     p = cfg.perturbation
-    wn_source = wordnet_source(wn) if wn is not None else None
+    ranker = meaning_ranker(p.meaning_encoder) if "synonym" in p.variants else None
+    source = wordnet_source(wn) if wn is not None else None
+    source = f"{source}; ranked by {p.meaning_encoder}" if ranker is not None else source
+    curated = {}
+    if p.synonym_csv and "synonym" in p.variants:
+        curated = read_literal_csv(cfg.absolute(p.synonym_csv), refs["slug"])
     synonyms = [n for n in names if n.startswith("synonym")]
     rows: list[dict[str, Any]] = []
     for r in refs.itertuples(index=False):
@@ -114,13 +119,16 @@ def _title_and_synonym_rows(
         )  # fmt: skip
         if "synonym" in p.variants:
             made = synonym_variants(
-                r.label_clean, wn, n=p.n_synonyms, proper_names=p.proper_names, creator=r.creator
-            )
-            for name, v in zip(synonyms, made, strict=True):
-                rows.append(
-                    {"slug": r.slug, "variant": name, "prompt": v.prompt, "source": wn_source,
-                     "method": v.method, "reason": v.reason}
-                )  # fmt: skip
+                r.label_clean, wn, n=p.n_synonyms, proper_names=p.proper_names, creator=r.creator,
+                ranker=ranker, min_zipf=p.synonym_min_zipf, min_cosine=p.meaning_min_cosine,
+            )  # fmt: skip
+            for k, (name, v) in enumerate(zip(synonyms, made, strict=True)):
+                row = {"slug": r.slug, "variant": name, "prompt": v.prompt, "source": source,
+                       "method": v.method, "reason": v.reason}  # fmt: skip
+                if k == 0 and r.slug in curated:
+                    text, line = curated[r.slug]
+                    row.update(prompt=text, source=f"csv {p.synonym_csv}", method=f"line {line}", reason="")
+                rows.append(row)
     return rows
 
 
@@ -208,7 +216,8 @@ def write_stage_table(df: pd.DataFrame, path: Path, cfg: StudyConfig, **extra: A
     even when the config's models are real."""
     df = df.copy()
     if "standin" in df and df["standin"].any() and not is_standin_config(cfg):
-        df["note"] = np.where(df["standin"], STANDIN_LABEL, "")
+        notes = df["note"] if "note" in df else pd.Series([""] * len(df), index=df.index)
+        df["note"] = [with_standin_label(n) if s else n for n, s in zip(notes, df["standin"], strict=True)]
     meta = {
         "stage": "05 perturbation",
         "settings": cfg.section_dump("perturbation", "generation", "thresholds"),

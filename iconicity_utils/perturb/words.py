@@ -2,7 +2,8 @@
 
 :data:`FUNCTION_WORDS` (kept by a synonym variant, never leak words), :data:`NAME_PARTICLES`,
 and the word helpers: :func:`tokens` (runs of letters, or numbers), :func:`fold` (lower case
-without accents), :func:`base_forms` (WordNet base forms), :func:`creator_words`, :func:`plural`.
+without accents), :func:`base_forms` (WordNet base forms), :func:`creator_words` and
+:func:`spelling_variant` (two words that differ only in spelling, or share a stem).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ __all__ = [
     "fold",
     "tokens",
     "base_forms",
+    "NAME_EPITHETS",
     "creator_words",
-    "plural",
+    "spelling_variant",
 ]
 
 #: English function words by class, space-separated (our list; docs/method.md §5)
@@ -43,6 +45,13 @@ FUNCTION_WORDS = frozenset(w for words in _FUNCTION_WORD_CLASSES.values() for w 
 NAME_PARTICLES = frozenset(
     ("van", "von", "der", "den", "de", "del", "della", "dei", "di", "da", "du", "la", "le", "ter", "ten", "y", "bin", "ibn", "al")
 )  # fmt: skip
+
+#: epithets and titles in personal names, never creator words (*the Elder*, *the Younger*)
+NAME_EPITHETS = frozenset(
+    ("elder", "younger", "old", "young", "great", "jr", "sr", "junior", "senior", "saint", "st", "sir", "lord", "lady", "master")
+)  # fmt: skip
+#: a given name (not the surname) is a creator word only when rarer than this wordfreq Zipf frequency
+GIVEN_NAME_MAX_ZIPF = 4.0
 
 #: a word: a run of letters (with inner apostrophes), or of digits
 TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+")
@@ -71,24 +80,49 @@ def base_forms(word: str, wn) -> set[str]:
 
 
 def creator_words(creator: Any) -> list[str]:
-    """Words of the creator's name(s) (``;``-separated), without name particles and initials."""
+    """The words of the creator's name(s) (``;``-separated) that would give the work away.
+
+    Function words, name particles (*van*, *da*), epithets (*the Elder*) and initials are never
+    creator words.  Of what is left, the **surname** (the last word) always is; a given name is
+    only when it is distinctive (wordfreq Zipf below :data:`GIVEN_NAME_MAX_ZIPF`: *Leonardo*,
+    *Salvador* are; *Francis*, *Ford*, *Vincent* are not, so "a Ford car" does not leak Francis
+    Ford Coppola).
+    """
+    from wordfreq import zipf_frequency
+
     if not isinstance(creator, str) or not creator.strip():
         return []
-    out = []
-    for word in tokens(creator):
-        w = fold(word)
-        if len(w) > 1 and w not in NAME_PARTICLES and w not in out:
-            out.append(w)
+    out: list[str] = []
+    for name in creator.split(";"):
+        skip = FUNCTION_WORDS | NAME_PARTICLES | NAME_EPITHETS
+        words = [fold(w) for w in tokens(name) if len(w) > 1 and fold(w) not in skip]
+        for k, w in enumerate(words):
+            surname = k == len(words) - 1
+            if (surname or zipf_frequency(w, "en") < GIVEN_NAME_MAX_ZIPF) and w not in out:
+                out.append(w)
     return out
 
 
-def plural(noun: str) -> str:
-    """English plural of a (possibly multi-word) noun: the last word takes -s, -es or -ies."""
-    head, _, last = noun.rpartition(" ")
-    if re.search(r"(s|x|z|ch|sh)$", last):
-        last += "es"
-    elif re.search(r"[^aeiou]y$", last):
-        last = last[:-1] + "ies"
-    else:
-        last += "s"
-    return f"{head} {last}" if head else last
+def spelling_variant(a: str, b: str) -> bool:
+    """Whether two words differ only in spelling or share a stem: the same Snowball stem, one a
+    prefix or suffix of the other (at least three letters: *war* / *warfare*, *star* / *superstar*), or
+    the same consonants in the same order (*gypsy* / *gipsy*, *ambassador* / *embassador*)."""
+    from nltk.stem.snowball import SnowballStemmer
+
+    a, b = fold(a).replace(" ", ""), fold(b).replace(" ", "")
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 3 and (long.startswith(short) or long.endswith(short)):
+        return True
+    stem = SnowballStemmer("english").stem
+    if stem(a) == stem(b):
+        return True
+    return len(short) >= 4 and len(_skeleton(a)) >= 3 and _skeleton(a) == _skeleton(b)
+
+
+def _skeleton(word: str) -> str:
+    """The consonants of a word, vowels and ``y`` left out: spellings that differ only in vowels
+    share it (*gypsy* / *gipsy*: ``gps``; *ambassadors* / *embassadors*), near words do not
+    (*scream* / *stream*, *night* / *light*)."""
+    return re.sub(r"[aeiouy]", "", word)
