@@ -126,6 +126,12 @@ class StudyConfig(Section):
         """Stage 01 output: one row per reference."""
         return self.path("data", "processed", "references.parquet")
 
+    @property
+    def controls_table(self) -> Path:
+        """Stage 01 output (``collection.controls``): matched works with few sitelinks, one row each,
+        the references table's columns plus ``control_for`` (the slug of the iconic reference matched)."""
+        return self.path("data", "processed", "controls.parquet")
+
     def reference_dir(self, kind: str, slug: str) -> Path:
         """Stage 01 output: the reference images of one reference (authors' ``refdir/<slug>``)."""
         return self.path("data", "references", kind, slug)

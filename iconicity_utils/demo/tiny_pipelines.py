@@ -17,7 +17,7 @@ __all__ = ["build_tiny_flux", "build_tiny_sd", "build_tiny_sd3", "build_tiny_sdx
 
 def build_tiny_sd(spec: ModelSpec, params: dict[str, Any], out: Path, registry: Registry) -> None:
     import torch
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(int(params.get("seed", 0)))
@@ -64,19 +64,24 @@ def build_tiny_sd(spec: ModelSpec, params: dict[str, Any], out: Path, registry: 
             **({"hidden_act": params["text_hidden_act"]} if "text_hidden_act" in params else {}),
         )
     )
-    scheduler = _sd_scheduler(params)
-    pipe = StableDiffusionPipeline(
+    _sd_pipeline(unet, vae, text_encoder, tok, params).save_pretrained(out)
+
+
+def _sd_pipeline(unet, vae, text_encoder, tokenizer, params: dict[str, Any]):
+    """A ``StableDiffusionPipeline`` of the built parts, without safety checker (draws no random numbers)."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
         unet=unet,
-        scheduler=scheduler,
+        scheduler=_sd_scheduler(params),
         vae=vae,
         text_encoder=text_encoder,
-        tokenizer=tok,
+        tokenizer=tokenizer,
         safety_checker=None,
         feature_extractor=None,
         image_encoder=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(out)
 
 
 def _sd_scheduler(params: dict[str, Any]):
