@@ -207,7 +207,9 @@ def test_commons_mode_downloads_records_and_resumes(make_config):
         refs = col.collect_references(cfg, log=quiet)
         calls = (server.count("/w/api.php"), server.count("/thumb/ok.png"))
         col.collect_references(cfg, use_saved_responses=True, log=quiet)  # resume: nothing re-fetched
-        assert (server.count("/w/api.php"), server.count("/thumb/ok.png")) == calls == (2, 1)
+        # a 429 then Mona Lisa's file, then the file of its matched control (the demo has controls
+        # on): the controls' images go through the same Commons code
+        assert (server.count("/w/api.php"), server.count("/thumb/ok.png")) == calls == (3, 2)
     api_call = next(s for s in server.seen if s.path == "/w/api.php")
     assert api_call.query["iiprop"] == ["url|extmetadata"] and api_call.query["iiurlwidth"] == ["256"]
     assert api_call.query["titles"] == ["File:Mona Lisa, by Leonardo da Vinci, from C2RMF retouched.jpg"]
@@ -219,6 +221,9 @@ def test_commons_mode_downloads_records_and_resumes(make_config):
     assert mona["licence"] == "Public domain" and mona["author"] == "Leonardo da Vinci & workshop"
     assert mona["source_url"] == "https://commons.wikimedia.org/wiki/File:X.jpg"
     assert mona["phash"] == str(imagehash.phash(Image.open(io.BytesIO(_png_bytes(1))).convert("RGB")))
+    control = read_table(col.control_images_table_path(cfg)).iloc[0]
+    assert control["slug"] == "portrait_of_a_lady_with_a_lace_collar" and control["status"] == "kept"
+    assert control["path"].endswith(f"static/portrait_of_a_lady_with_a_lace_collar/{control['file']}")
     # no stills provided for the dynamic reference: reported, not fatal
     godfather = refs.set_index("qid").loc["Q47703"]
     assert godfather["n_kept"] == 0 and refs.attrs["report"]["missing_stills"] == ["the_godfather"]

@@ -6,6 +6,9 @@
   opened (a URL, or the demo's local server, by name);
 - :mod:`~iconicity_utils.collect.queries`: the SPARQL text; :mod:`~iconicity_utils.collect.parse`: the
   responses into the references table; :mod:`~iconicity_utils.collect.labels`: base prompts and slugs;
+- :mod:`~iconicity_utils.collect.subjects`: class-level subjects (which depicts / main subject
+  values are classes) and aliases; :mod:`~iconicity_utils.collect.controls`: matched non-iconic
+  controls;
 - :mod:`~iconicity_utils.collect.recording`: raw responses saved, and replayed (``--use-saved-responses``);
 - :mod:`~iconicity_utils.collect.sparql`: safe query values, SPARQL-JSON, the SPARQL client (on the
   polite HTTP client of :mod:`iconicity_utils.core.http`);

@@ -23,7 +23,11 @@ configs/demo.yaml [--use-saved-responses]``).  It:
 3. builds the references table and writes it with :func:`iconicity_utils.core.io.write_table`;
 4. puts the reference images in place (``cfg.reference_dir(kind, slug)``) with
    :func:`iconicity_utils.collect.reference_images.collect_reference_images` and writes the per-image
-   table beside the references table.
+   table beside the references table;
+5. with ``collection.controls``, does 3-4 for the matched non-iconic controls
+   (:mod:`iconicity_utils.collect.controls`): ``cfg.controls_table`` and
+   ``<data>/processed/control_images.parquet``.  Both tables are rewritten whole on every run;
+   with controls off, stale control tables are removed.
 
 Queries
 -------
@@ -36,43 +40,67 @@ Queries
   (P170), director (P57), inception (P571), publication date (P577), image (P18), depicts (P180),
   genre (P136) and main subject (P921), with the value's English label.  One row per value means
   no cross product between multi-valued properties.
+- ``subjects_cNNN_pNNN``: for chunks of the depicts (P180) and main subject (P921) values, their
+  ``wdt:P31`` and ``wdt:P279`` values: which are classes (:mod:`iconicity_utils.collect.subjects`).
+- ``aliases_cNNN_pNNN``: for chunks of the selected items, English ``skos:altLabel`` values and
+  titles (P1476, any language).
 - ``homonyms_cNNN``: how many items of the endpoint carry exactly each selected English label
   (a textual-uniqueness measure for stage 06).  Labels enter this query as escaped string
   literals (:func:`iconicity_utils.collect.sparql.string_literal`); class ids are validated QIDs.
+- with ``collection.controls``: ``controls_<class>_<genre>_pNNN`` (works of that class and genre
+  with at most ``controls_max_sitelinks``), then ``control_properties_...``,
+  ``control_subjects_...``, ``control_aliases_...`` and ``control_homonyms_...`` for the controls.
 
 References table (``cfg.references_table``), one row per reference
 ------------------------------------------------------------------
-=================  ==========================================================================
-``qid``            Wikidata item id (``"Q45585"``), unique
-``label``          the English ``rdfs:label`` as stored on Wikidata
-``label_clean``    the base prompt: NFC, control characters and runs of white space collapsed,
-                   surrounding quotes and a trailing disambiguator such as ``" (1927 film)"``
-                   removed
-``slug``           unique, filesystem-safe folder name (see :func:`slugify`, :func:`assign_slugs`)
-``kind``           ``"static"`` or ``"dynamic"``
-``class_qid``      the class it was selected by (the first of its classes in config order)
-``rank``           1-based rank by sitelinks within its kind
-``creator``        English labels of the creators, ``"; "``-joined (static: P170; dynamic:
-                   director P57, else creator P170); None when there is none with a label
-``creator_qids``   list of their QIDs (also those without an English label)
-``year``           Int64; earliest year of inception P571 (static) or publication date P577
-                   (dynamic), falling back on the other property; None when absent
-``sitelinks``      int, ``wikibase:sitelinks``
-``image_file``     P18 Commons file name (first in sorted order when several), or None
-``image_url``      its ``https://commons.wikimedia.org/wiki/Special:FilePath/...`` URL, or None
-``depicts``        list of English labels of P180 values (sorted, unique; unlabelled values left out)
-``genre``          same for P136
-``main_subject``   same for P921
-``description``    English ``schema:description`` or None
-``label_homonyms`` Int64; items in the endpoint whose English label equals ``label`` (>= 1;
-                   None for a label holding a ``\\u`` sequence, which no query can carry portably)
-``title_shared``   bool; another reference in this table has the same ``label_clean``
-``n_before``       Int64; candidate reference images found (static: 1 when there is a P18 file)
-``n_kept``         Int64; reference images in ``reference_dir`` (used for scoring)
-``n_removed``      Int64; near-duplicates removed by pHash (dynamic), else 0
-``reference_dir``  the folder of its reference images, relative to the project root
-``note``           the stand-in label, for synthetic-image configs (added by ``write_table``)
-=================  ==========================================================================
+==========================  ==========================================================================
+``qid``                     Wikidata item id (``"Q45585"``), unique
+``label``                   the English ``rdfs:label`` as stored on Wikidata
+``label_clean``             the base prompt: NFC, control characters and runs of white space collapsed,
+                            surrounding quotes and a trailing disambiguator such as ``" (1927 film)"``
+                            removed
+``slug``                    unique, filesystem-safe folder name (see :func:`slugify`, :func:`assign_slugs`)
+``kind``                    ``"static"`` or ``"dynamic"``
+``class_qid``               the class it was selected by (the first of its classes in config order)
+``rank``                    1-based rank by sitelinks within its kind
+``creator``                 English labels of the creators, ``"; "``-joined (static: P170; dynamic:
+                            director P57, else creator P170); None when there is none with a label
+``creator_qids``            list of their QIDs (also those without an English label)
+``year``                    Int64; earliest year of inception P571 (static) or publication date P577
+                            (dynamic), falling back on the other property; None when absent
+``sitelinks``               int, ``wikibase:sitelinks``
+``image_file``              P18 Commons file name (first in sorted order when several), or None
+``image_url``               its ``https://commons.wikimedia.org/wiki/Special:FilePath/...`` URL, or None
+``depicts``                 list of English labels of P180 values (sorted, unique; unlabelled values left out)
+``genre``                   same for P136
+``main_subject``            same for P921
+``depicts_classes``         list; English labels of the P180 values that are classes (a P279
+                            statement and not an instance of human), sorted, unique: what a
+                            literal description may name (docs/method.md §1.5)
+``main_subject_classes``    same for P921
+``named_subjects``          list; every P180 / P921 value left out, as ``"Darth Vader (Q51752:
+                            fictional character)"`` (``human``, ``fictional character`` or
+                            ``individual``), sorted, unique
+``aliases``                 list; English ``skos:altLabel`` values and P1476 titles (any
+                            language), cleaned like ``label_clean``, sorted, unique, none equal
+                            (casefold) to ``label_clean`` (stage 06 counts them)
+``description``             English ``schema:description`` or None
+``label_homonyms``          Int64; items in the endpoint whose English label equals ``label`` (>= 1;
+                            None for a label holding a ``\\u`` sequence, which no query can carry portably)
+``title_shared``            bool; another reference in this table has the same ``label_clean``
+``n_before``                Int64; candidate reference images found (static: 1 when there is a P18 file)
+``n_kept``                  Int64; reference images in ``reference_dir`` (used for scoring)
+``n_removed``               Int64; near-duplicates removed by pHash (dynamic), else 0
+``reference_dir``           the folder of its reference images, relative to the project root
+``note``                    the stand-in label, for synthetic-image configs (added by ``write_table``)
+==========================  ==========================================================================
+
+Controls table (``cfg.controls_table``, ``collection.controls``), one row per matched control
+--------------------------------------------------------------------------------------------
+The references table's columns (``rank``: order within its kind in this table; ``title_shared``:
+its title is another control's or a reference's), then ``control_for`` (the slug of the
+reference it is matched to) and ``matched_genre`` (the English label of the shared genre).
+Slugs are unique across both tables.  Rules: :mod:`iconicity_utils.collect.controls`.
 
 ``n_before`` ... ``reference_dir`` are filled by :mod:`iconicity_utils.collect.reference_images`, which
 also describes the per-image table ``<data>/processed/reference_images.parquet``.
@@ -107,19 +135,32 @@ from pathlib import Path
 import numpy as np
 
 from iconicity_utils.collect import sparql
+from iconicity_utils.collect.controls import CONTROL_COLUMNS
 from iconicity_utils.collect.parse import REFERENCE_COLUMNS
-from iconicity_utils.collect.querying import kind_classes, open_endpoint, query_references
+from iconicity_utils.collect.querying import kind_classes, open_endpoint, query_study
 from iconicity_utils.collect.recording import RawRecorder, RecordingClient, ReplayClient
 from iconicity_utils.collect.reference_images import STATUSES, collect_reference_images, images_table_path
 from iconicity_utils.core.constants import KINDS
 from iconicity_utils.core.io import atomic_write_json, utc_now, write_table
 
-__all__ = ["REFERENCE_COLUMNS", "collect_references", "plot_distributions", "report_path"]
+__all__ = [
+    "CONTROL_COLUMNS",
+    "REFERENCE_COLUMNS",
+    "collect_references",
+    "control_images_table_path",
+    "plot_distributions",
+    "report_path",
+]
 
 
 def report_path(cfg) -> Path:
     """Where the collection report goes: ``<data>/processed/collection_report.json``."""
     return cfg.path("data", "processed", "collection_report.json")
+
+
+def control_images_table_path(cfg) -> Path:
+    """Where the controls' per-image table goes: ``<data>/processed/control_images.parquet``."""
+    return cfg.path("data", "processed", "control_images.parquet")
 
 
 def collect_references(
@@ -143,6 +184,8 @@ def collect_references(
     Returns:
         The references table, also written to ``cfg.references_table`` (with the per-image
         table and ``collection_report.json`` beside it).  ``df.attrs["report"]`` holds the report.
+        With ``collection.controls`` the controls table goes to ``cfg.controls_table`` (its images
+        to :func:`control_images_table_path`); without, stale copies of both are removed.
 
     Raises:
         RequestFailed: the endpoint failed for good (nothing already written is touched).
@@ -154,11 +197,17 @@ def collect_references(
     for kind in KINDS:
         kind_classes(cfg, kind)  # validate before any work
     if replay:
-        refs, report, origin = _replayed_references(cfg, raw_run, log)
+        refs, controls, report, origin = _replayed_references(cfg, raw_run, log)
     else:
-        refs, report, origin = _queried_references(cfg, sleep, log)
+        refs, controls, report, origin = _queried_references(cfg, sleep, log)
     t_query = time.perf_counter() - t0
     images, refs, missing_stills = collect_reference_images(cfg, refs, sleep=sleep, log=log)
+    control_images = None
+    if controls is not None:
+        control_images, controls, missing_control_stills = collect_reference_images(
+            cfg, controls, sleep=sleep, log=log
+        )
+        report["controls"]["missing_stills"] = missing_control_stills
     summary = {
         **origin,
         "replayed": bool(replay),
@@ -169,6 +218,7 @@ def collect_references(
     }
     write_table(images, images_table_path(cfg), cfg, collection=summary)
     write_table(refs, cfg.references_table, cfg, collection=summary)
+    _write_controls(cfg, controls, control_images, summary, log)
     report.update(
         summary,
         created_utc=utc_now(),
@@ -186,32 +236,49 @@ def collect_references(
 
 
 def _replayed_references(cfg, raw_run: str | None, log):
-    """:func:`query_references` answered by a saved run: ``(refs, report, origin)``."""
+    """:func:`query_study` answered by a saved run: ``(refs, controls, report, origin)``."""
     client = ReplayClient.latest(cfg.path("data", "raw"), raw_run)
-    refs, report = query_references(client, cfg, log=log)
+    refs, controls, report = query_study(client, cfg, log=log)
     log(f"rebuilt from saved responses {client.run_dir}")
     origin = {
         "endpoint": client.endpoint,
         "endpoint_info": client.endpoint_info,
         "raw_run": client.run_dir.name,
     }
-    return refs, report, origin
+    return refs, controls, report, origin
 
 
 def _queried_references(cfg, sleep, log):
-    """:func:`query_references` against the endpoint, every response saved: ``(refs, report, origin)``.
+    """:func:`query_study` against the endpoint, every response saved: ``(refs, controls, report, origin)``.
 
     The run is marked complete only when every query has succeeded.
     """
     with open_endpoint(cfg) as (endpoint, info):
         recorder = RawRecorder(cfg.path("data", "raw"), endpoint, info)
         client = RecordingClient(sparql.SparqlClient(endpoint, cfg.collection.http, sleep), recorder)
-        refs, report = query_references(client, cfg, log=log)
+        refs, controls, report = query_study(client, cfg, log=log)
         recorder.finish(config=cfg.name, queries=report["queries"])
     log(
         f"queried {endpoint} ({info.get('kind')}): {report['queries']} queries, raw responses in {recorder.run_dir}"
     )
-    return refs, report, {"endpoint": endpoint, "endpoint_info": info, "raw_run": recorder.run_id}
+    return refs, controls, report, {"endpoint": endpoint, "endpoint_info": info, "raw_run": recorder.run_id}
+
+
+def _write_controls(cfg, controls, images, summary: dict, log) -> None:
+    """Write the controls table and its per-image table, or remove stale ones when controls are off."""
+    if controls is None:
+        for path in (cfg.controls_table, control_images_table_path(cfg)):
+            if path.exists():
+                path.unlink()
+                log(f"collection.controls is off: removed the stale {cfg.relative(path)}")
+        return
+    c = cfg.collection
+    settings = {
+        "controls_per_reference": c.controls_per_reference,
+        "controls_max_sitelinks": c.controls_max_sitelinks,
+    }
+    write_table(images, control_images_table_path(cfg), cfg, collection={**summary, **settings})
+    write_table(controls, cfg.controls_table, cfg, collection={**summary, **settings})
 
 
 def plot_distributions(refs):

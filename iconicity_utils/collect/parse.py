@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from iconicity_utils.collect import sparql
 from iconicity_utils.collect.labels import assign_slugs, clean_label
 from iconicity_utils.collect.queries import PROPERTIES
 from iconicity_utils.collect.reference_images import none_for_missing, type_image_columns
+from iconicity_utils.collect.subjects import SubjectFacts, alias_list, subject_columns
 from iconicity_utils.core.constants import KINDS
 
 __all__ = [
@@ -59,6 +60,10 @@ REFERENCE_COLUMNS = [
     "depicts",
     "genre",
     "main_subject",
+    "depicts_classes",
+    "main_subject_classes",
+    "named_subjects",
+    "aliases",
     "description",
     "label_homonyms",
     "title_shared",
@@ -69,42 +74,10 @@ REFERENCE_COLUMNS = [
 ]
 
 
-def bindings(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    try:
-        rows = data["results"]["bindings"]
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{name}: not a SPARQL-JSON SELECT result (no results.bindings)") from exc
-    if not isinstance(rows, list):
-        raise ValueError(f"{name}: results.bindings is not a list")
-    return rows
-
-
-def _term(row: dict[str, Any], var: str) -> dict[str, Any] | None:
-    term = row.get(var)
-    return term if isinstance(term, dict) and "value" in term else None
-
-
-def _literal(row: dict[str, Any], var: str, lang: str | None = None) -> str | None:
-    term = _term(row, var)
-    if term is None or term.get("type") not in ("literal", "typed-literal"):
-        return None
-    if lang is not None and term.get("xml:lang", "").lower() != lang:
-        return None
-    return term["value"]
-
-
-def _entity(row: dict[str, Any], var: str, name: str, index: int, required: bool = True) -> str | None:
-    term = _term(row, var)
-    if term is None or term.get("type") != "uri":
-        if required:
-            raise ValueError(f"{name}, row {index}: ?{var} is missing or not an IRI: {term!r}")
-        return None
-    value = term["value"]
-    if not value.startswith(ENTITY) or not re.fullmatch(r"Q[1-9][0-9]*", value[len(ENTITY) :]):
-        if required:
-            raise ValueError(f"{name}, row {index}: ?{var} is not a Wikidata item IRI: {value!r}")
-        return None
-    return value[len(ENTITY) :]
+bindings = sparql.bindings
+_term = sparql.term
+_literal = sparql.literal_value
+_entity = sparql.entity_value
 
 
 def _integer(row: dict[str, Any], var: str, name: str, index: int) -> int:
@@ -293,18 +266,31 @@ def _reference_row(candidate: Candidate, values: ItemValues) -> dict[str, Any]:
 
 
 def build_references_table(
-    candidates: dict[str, list[Candidate]], properties: dict[str, ItemValues], homonyms: dict[str, int]
+    candidates: dict[str, list[Candidate]],
+    properties: dict[str, ItemValues],
+    homonyms: dict[str, int],
+    subjects: dict[str, SubjectFacts] | None = None,
+    aliases: dict[str, list[str]] | None = None,
+    slugs: Callable[[list[str], list[str]], list[str]] = assign_slugs,
 ):
-    """The references DataFrame (without image columns filled) from parsed responses."""
+    """The references DataFrame (without image columns filled) from parsed responses.
+
+    ``subjects`` (the class facts of the depicts / main subject values) and ``aliases`` (raw
+    alternative labels and titles) fill the class-level columns (:mod:`iconicity_utils.collect.subjects`);
+    a value without facts is an ``individual``.  ``slugs(labels, qids)`` names the folders.
+    """
     rows = []
     for kind in KINDS:
         for rank, cand in enumerate(candidates.get(kind, []), start=1):
-            row = _reference_row(cand, properties.get(cand.qid, ItemValues()))
+            values = properties.get(cand.qid, ItemValues())
+            row = _reference_row(cand, values)
+            row.update(subject_columns(values, subjects or {}))
+            row["aliases"] = alias_list((aliases or {}).get(cand.qid, []), row["label_clean"])
             row["rank"] = rank
             row["label_homonyms"] = homonyms.get(cand.label) if cand.label is not None else None
             rows.append(row)
     df = pd.DataFrame(rows, columns=[c for c in REFERENCE_COLUMNS if c not in ("slug",)] + ["slug"])
-    df["slug"] = assign_slugs(list(df["label_clean"]), list(df["qid"])) if len(df) else []
+    df["slug"] = slugs(list(df["label_clean"]), list(df["qid"])) if len(df) else []
     folded = df["label_clean"].str.casefold()
     df["title_shared"] = folded.duplicated(keep=False).astype(bool) if len(df) else []
     for col in ("n_before", "n_kept", "n_removed"):

@@ -38,6 +38,10 @@ __all__ = [
     "string_literal",
     "is_portable_literal",
     "prefix_block",
+    "bindings",
+    "term",
+    "literal_value",
+    "entity_value",
 ]
 
 #: Every prefix the stage's queries use.  WDQS predefines them, a standard store does not, so every
@@ -49,6 +53,7 @@ PREFIXES = {
     "schema": "http://schema.org/",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
 }
 #: the Accept header of a SPARQL-JSON request (as SPARQLWrapper sends it)
 SPARQL_JSON_ACCEPT = "application/sparql-results+json,application/json,text/javascript,application/javascript"
@@ -106,6 +111,68 @@ def string_literal(text: str, lang: str | None = None) -> str:
 def prefix_block() -> str:
     """The PREFIX declarations every query starts with."""
     return "\n".join(f"PREFIX {name}: <{iri}>" for name, iri in PREFIXES.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Reading SPARQL-JSON rows (every malformed row a ValueError naming the query and the row)
+# --------------------------------------------------------------------------------------------
+
+_ITEM_RE = r"Q[1-9][0-9]*"
+
+
+def bindings(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The rows of a SELECT result; ValueError naming the query when there are none to read."""
+    try:
+        rows = data["results"]["bindings"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{name}: not a SPARQL-JSON SELECT result (no results.bindings)") from exc
+    if not isinstance(rows, list):
+        raise ValueError(f"{name}: results.bindings is not a list")
+    return rows
+
+
+def term(row: dict[str, Any], var: str) -> dict[str, Any] | None:
+    """The RDF term bound to ``?var`` in ``row``, or None."""
+    value = row.get(var)
+    return value if isinstance(value, dict) and "value" in value else None
+
+
+def literal_value(row: dict[str, Any], var: str, lang: str | None = None) -> str | None:
+    """The lexical form of the literal bound to ``?var`` (of language ``lang`` when given), or None."""
+    value = term(row, var)
+    if value is None or value.get("type") not in ("literal", "typed-literal"):
+        return None
+    if lang is not None and value.get("xml:lang", "").lower() != lang:
+        return None
+    return value["value"]
+
+
+def entity_value(
+    row: dict[str, Any],
+    var: str,
+    name: str,
+    index: int,
+    required: bool = True,
+    prefix: str = PREFIXES["wd"],
+    pattern: str = _ITEM_RE,
+) -> str | None:
+    """The id (``Q42``; with ``prefix=PREFIXES["wdt"]``, ``P31``) of the IRI bound to ``?var``.
+
+    Raises:
+        ValueError: naming the query and the row, when ``required`` and ``?var`` is missing, not an
+            IRI, or not ``prefix`` followed by an id matching ``pattern`` (otherwise None).
+    """
+    value = term(row, var)
+    if value is None or value.get("type") != "uri":
+        if required:
+            raise ValueError(f"{name}, row {index}: ?{var} is missing or not an IRI: {value!r}")
+        return None
+    iri = value["value"]
+    if not iri.startswith(prefix) or not re.fullmatch(pattern, iri[len(prefix) :]):
+        if required:
+            raise ValueError(f"{name}, row {index}: ?{var} is not a Wikidata IRI {prefix}{pattern}: {iri!r}")
+        return None
+    return iri[len(prefix) :]
 
 
 # --------------------------------------------------------------------------------------------
