@@ -19,6 +19,16 @@ REFERENCES = {
     ),
     "the_son_of_man": ("static", "The Son of Man", "René Magritte", [], [], [], "Q3305213", "camera"),
 }  # fmt: skip
+#: stage 01's named subjects (not classes: left out of ``depicts_classes`` / ``main_subject_classes``)
+NAMED_SUBJECTS = {
+    "the_starry_night": ["Moon (Q405: natural satellite)"],
+    "titanic": ["RMS Titanic (Q25173: ship)"],
+}
+
+
+def _classes(labels: list[str], slug: str) -> list[str]:
+    named = {n.split(" (")[0] for n in NAMED_SUBJECTS.get(slug, [])}
+    return [x for x in labels if x not in named]
 
 
 def references_table(slugs=None) -> pd.DataFrame:
@@ -29,7 +39,9 @@ def references_table(slugs=None) -> pd.DataFrame:
             continue
         rows.append(
             {"qid": f"Q{i + 1}", "label": title, "label_clean": title, "slug": slug, "kind": kind,
-             "class_qid": cls, "creator": creator, "depicts": depicts, "genre": genre, "main_subject": subject}
+             "class_qid": cls, "creator": creator, "depicts": depicts, "genre": genre, "main_subject": subject,
+             "sitelinks": 100 + 10 * i, "year": 1880 + 20 * i, "depicts_classes": _classes(depicts, slug),
+             "main_subject_classes": _classes(subject, slug), "named_subjects": NAMED_SUBJECTS.get(slug, [])}
         )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -49,6 +61,37 @@ def make_references(cfg, slugs=None) -> pd.DataFrame:
     cfg.references_table.parent.mkdir(parents=True, exist_ok=True)
     write_table(refs, cfg.references_table, cfg)
     return refs
+
+
+#: hand-made matched controls: slug -> (kind, title, creator, depicts, genre, control_for, image)
+CONTROLS = {
+    "harbour_at_dusk": (
+        "static", "Harbour at Dusk", "Jan Kowalski", ["boat", "sea"], ["landscape art"], "the_starry_night", "moon",
+    ),
+    "portrait_of_a_merchant": (
+        "static", "Portrait of a Merchant", "Anna Berg", ["man"], ["portrait"], "mona_lisa", "clock",
+    ),
+}  # fmt: skip
+
+
+def make_controls(cfg) -> pd.DataFrame:
+    """Write the controls table stage 01 would write (``collection.controls``) and its reference images."""
+    from iconicity_utils.core.io import write_table
+
+    rows = []
+    for i, (slug, (kind, title, creator, depicts, genre, control_for, image)) in enumerate(CONTROLS.items()):
+        rows.append(
+            {"qid": f"Q90{i}", "label": title, "label_clean": title, "slug": slug, "kind": kind,
+             "class_qid": "Q3305213", "creator": creator, "depicts": depicts, "genre": genre, "main_subject": [],
+             "sitelinks": 2, "year": 1900 + i, "control_for": control_for, "matched_genre": genre[0],
+             "depicts_classes": depicts, "main_subject_classes": [], "named_subjects": []}
+        )  # fmt: skip
+        folder = cfg.reference_dir(kind, slug)
+        folder.mkdir(parents=True, exist_ok=True)
+        photo(image, (64, 64)).save(folder / "00.png")
+    table = pd.DataFrame(rows)
+    write_table(table, cfg.controls_table, cfg)
+    return table
 
 
 GROUP_MODES = {
@@ -111,17 +154,21 @@ def load_wn(cfg):
     return load_wordnet(cfg)
 
 
-def make_study(folder):
-    """A hand-made study: four references with labels and images (outputs in ``folder``)."""
+def make_study(folder, arms: bool = False):
+    """A hand-made study: four references with labels and images (outputs in ``folder``); with
+    ``arms``, the noise floor (``title-reseed``) and the matched controls arm too (two controls)."""
     from study_configs import write_study_config
 
+    variants = ["title", "title-reseed", "synonym", "literal"] if arms else ["title", "synonym", "literal"]
     cfg = write_study_config(
         folder,
         "perturbation-test",
         models=["tiny-sd-a"],
         generation={"n_images": 1, "batch_size": 4},
         scoring={"n_bootstrap": 200, "baselines": False},
-        perturbation={"max_references": None, "n_images": 1},
+        perturbation={"max_references": None, "n_images": 1, "controls": arms, "variants": variants},
     )
     make_references(cfg)
+    if arms:
+        make_controls(cfg)
     return cfg

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import perturbation_fixtures as pf
 import pytest
 from scipy import stats
@@ -18,6 +17,7 @@ from iconicity_utils.core.io import read_table
 from iconicity_utils.perturb import figures as figs
 from iconicity_utils.perturb import perturbation as pt
 from iconicity_utils.perturb import prompts as pv
+from iconicity_utils.perturb.inference import InferenceSettings, paired_changes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,9 @@ def wn(demo_cfg):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, standins):
-    """A hand-made study: four references with labels and images (outputs in a tmp folder)."""
-    return pf.make_study(tmp_path_factory.mktemp("perturbation-study"))
+    """A hand-made study: four references with labels and images, the noise floor and two matched
+    controls (outputs in a tmp folder)."""
+    return pf.make_study(tmp_path_factory.mktemp("perturbation-study"), arms=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,6 +53,8 @@ def study(tmp_path_factory, standins):
         ({"n_synonyms": 0}, "perturbation.n_synonyms", "outside"),
         ({"reuse_min_vr": 1.5}, "perturbation.reuse_min_vr", "outside"),
         ({"colour": "red"}, "perturbation.colour", "unknown key"),
+        ({"controls": True, "variants": ["title", "synonym"]}, "perturbation.controls", "add 'literal'"),
+        ({"min_pairs": 0}, "perturbation.min_pairs", "outside"),
     ],
 )
 def test_bad_perturbation_config_names_the_key(tmp_path, section, key, problem):
@@ -73,9 +76,11 @@ def test_bad_perturbation_config_names_the_key(tmp_path, section, key, problem):
 # --------------------------------------------------------------------------------------------
 
 
-def test_paired_changes_match_scipy():
+def test_paired_changes_match_scipy_bootstrap_and_brute_force_signs():
+    from test_perturb_inference import brute_sign_flip
+
     pairs = pf.pairs_table()
-    out = pt.paired_changes(pairs, n_bootstrap=2000, seed=5)
+    out = paired_changes(pairs, InferenceSettings(n_bootstrap=2000, bootstrap_seed=5))
     assert len(out) == 2 * 2 * 2 * 3
     for row in out.itertuples(index=False):
         g = pairs[(pairs.model == row.model) & (pairs.variant == row.variant) & (pairs.kind == row.kind)]
@@ -84,34 +89,16 @@ def test_paired_changes_match_scipy():
         assert (row.n_pairs, row.n_excluded, row.n_nonzero) == (len(use), 1, np.count_nonzero(d))
         assert row.mean_change == pytest.approx(d.mean())
         assert row.mean_title == pytest.approx(use[f"{row.metric}_title"].mean())
-        if not d.any():
-            assert np.isnan(row.wilcoxon_p) and np.isnan(row.wilcoxon_statistic)
-            assert row.ci_low == row.ci_high == 0
+        if len(d) < 6:  # the dynamic groups: 5 pairs in the comparison, below min_pairs
+            assert np.isnan(row.p) and np.isnan(row.ci_low) and "min_pairs" in row.reason
             continue
-        ref = stats.wilcoxon(d)
-        assert (row.wilcoxon_statistic, row.wilcoxon_p) == pytest.approx((ref.statistic, ref.pvalue))
+        assert row.p == pytest.approx(brute_sign_flip(d))
         ci = stats.bootstrap(
             (d,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(5)
         )
         assert (row.ci_low, row.ci_high) == pytest.approx(
             (ci.confidence_interval.low, ci.confidence_interval.high)
         )
-
-
-def test_paired_changes_on_a_small_hand_made_case():
-    pairs = pd.DataFrame(
-        {"model": "m", "variant": "synonym", "kind": "static", "slug": list("abcde"), "in_comparison": True,
-         "cra_title": [1.0, 0.5, 0.75, 1.0, 0.0], "cra_variant": [0.5, 0.5, 0.25, 0.75, 0.25],
-         "vr_all_title": 0.5, "vr_all_variant": 0.5, "crt_title": 0.0, "crt_variant": 0.0}
-    )  # fmt: skip
-    for m in ("cra", "vr_all", "crt"):
-        pairs[f"{m}_change"] = pairs[f"{m}_variant"] - pairs[f"{m}_title"]
-    cra = pt.paired_changes(pairs, 500, 0).set_index("metric").loc["cra"]
-    assert cra["mean_change"] == pytest.approx(-0.2)  # (-0.5 + 0 - 0.5 - 0.25 + 0.25) / 5
-    assert (cra["n_pairs"], cra["n_nonzero"]) == (5, 4)
-    # zeros dropped; |d| ranks 3.5, 3.5, 1.5, 1.5; the one positive change has rank 1.5
-    assert cra["wilcoxon_statistic"] == pytest.approx(1.5)
-    assert cra["wilcoxon_p"] == pytest.approx(stats.wilcoxon([-0.5, -0.5, -0.25, 0.25]).pvalue)
 
 
 def test_persistence_share_and_wilson_interval():
@@ -196,21 +183,45 @@ def test_variants_are_generated_scored_and_compared(study, stage):
     manifest = read_table(study.generations_manifest)
     assert len(manifest) == usable and not manifest.duplicated(["model", "variant", "slug", "index"]).any()
     per_image = read_table(study.results_dir / "scores_per_image.parquet")
-    assert sorted(set(per_image["variant"])) == ["literal", "synonym", "title"]
-    assert per_image.groupby("variant")["slug"].nunique().to_dict() == {
-        "literal": 3,
-        "synonym": 1,  # issue 17: only "The Boy of Man"; Starry Night and Titanic no longer get a bad one
-        "title": 4,
-    }
-    pairs = comparison.pairs
-    assert len(pairs) == usable - 4  # every usable variant row, paired with its title
+    assert sorted(set(per_image["variant"])) == [
+        "control-literal",
+        "literal",
+        "synonym",
+        "title",
+        "title-reseed",
+    ]
+    counts = per_image.groupby("variant")["slug"].nunique().to_dict()
+    assert counts["title"] == counts["title-reseed"] == 4  # the noise floor: every title, new seeds
+    assert counts["control-literal"] == 2  # both hand-made controls, scored against their own images
+    assert counts["synonym"] == 1  # issue 17: only "The Boy of Man"; Starry Night and Titanic get none
     assert (
-        pairs.loc[(pairs.slug == "titanic") & (pairs.variant == "literal"), "in_comparison"].item() is False
-    )
+        counts["literal"] == 2
+    )  # Starry Night and Mona Lisa; Titanic and The Son of Man have no labels to show
+    pairs = comparison.pairs
+    assert len(pairs) == usable - 4 - 2  # every usable variant row paired with its title; controls are not
+    assert "control-literal" not in set(pairs["variant"])
+    paired = comparison.paired
+    for col in ("mean_change", "p", "p_adjusted", "floor_mean_change", "p_vs_floor"):
+        assert not paired.loc[paired[col].isna(), "reason" if col.startswith(("mean", "p")) and "floor" not in col
+                              else "floor_reason"].eq("").any(), col  # fmt: skip
+    assert (paired["n_references"] == 1 + 2 * (paired["kind"] == "static")).all()  # 3 static, 1 dynamic
+    status = comparison.status  # one model x 4 references x 3 variants (title-reseed, synonym, literal)
+    assert len(status) == 12 and comparison.coverage["n_references"].sum() == 12
+    by_key = status.set_index(["slug", "variant"])["status"]
+    assert by_key[("titanic", "literal")] == "missing: no description"  # Wikidata names only RMS Titanic
+    assert by_key[("the_son_of_man", "synonym")] == "in_comparison"
+    assert by_key[("mona_lisa", "synonym")] == "missing: no synonym"
+    assert list(prompts.set_index("slug").loc["portrait_of_a_merchant", "leak_words"]) == ["portrait"]
+    ctrl = comparison.controls  # 2 controls: far below min_pairs, so no test, and the row says why
+    assert ctrl["p"].isna().all() and ctrl["reason"].str.contains("min_pairs").all()
     written = {
         pt.PAIRS_TABLE: pairs,
-        pt.PAIRED_TABLE: comparison.paired,
+        pt.PAIRED_TABLE: paired,
         pt.PERSISTENCE_TABLE: comparison.persistence,
+        pt.STATUS_TABLE: status,
+        pt.COVERAGE_TABLE: comparison.coverage,
+        pt.SELECTION_TABLE: comparison.selection,
+        pt.CONTROLS_TABLE: ctrl,
     }
     for name, df in written.items():
         table = read_table(study.results_dir / name)
@@ -229,6 +240,10 @@ def test_figures_are_drawn_and_labelled(study, stage):
         "05_persistence.png": figs.plot_persistence(comparison.persistence),
         "05_vr_change.png": figs.plot_vr_change_vs_text_distance(comparison.pairs),
         "05_triptychs.png": figs.plot_triptychs(study, comparison.pairs, per_image, stage["prompts"], n=2),
+        "05_changes_vs_floor.png": figs.plot_changes_vs_floor(comparison.paired),
+        "05_selection.png": figs.plot_selection(
+            comparison.status, read_table(study.references_table), pt.title_metrics(per_image, study)
+        ),
     }
     for name, fig in figures.items():
         path = figs.save_figure(fig, name, study)
@@ -261,5 +276,7 @@ def test_notebook_05_runs_on_a_study(study, stage, tmp_path):
         "05_persistence.png",
         "05_vr_change_vs_text_distance.png",
         "05_triptychs.png",
+        "05_changes_vs_floor.png",
+        "05_selection.png",
     ):
         assert (study.figures_dir / name).stat().st_size > 5000, name

@@ -36,11 +36,16 @@ def wn(demo_cfg):
 
 def test_shipped_configs_list_the_three_variants(demo_cfg):
     paper = load_config(REPO_ROOT / "configs" / "paper.yaml")
-    assert paper.perturbation.variants == ["title", "synonym", "literal"]
-    assert demo_cfg.perturbation.variants == ["title", "synonym", "literal"]
-    assert paper.perturbation.max_references is None and demo_cfg.perturbation.max_references == 8
+    assert paper.perturbation.variants == ["title", "title-reseed", "synonym", "literal"]
+    assert demo_cfg.perturbation.variants == [
+        "title",
+        "title-reseed",
+        "synonym",
+        "literal",
+    ]  # + the noise floor
+    assert paper.perturbation.max_references is None and demo_cfg.perturbation.max_references == 12
     assert pv.variant_names(demo_cfg.with_overrides(perturbation={"n_synonyms": 3})) == [
-        "title", "synonym", "synonym-2", "synonym-3", "literal",
+        "title", "title-reseed", "synonym", "synonym-2", "synonym-3", "literal",
     ]  # fmt: skip
 
 
@@ -131,28 +136,37 @@ def test_proper_names_are_kept_or_dropped(wn):
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("kind", "genre", "depicts", "subjects", "cls", "expected"),
     [
-        (("static", ["church building", "Moon", "sky"], ["landscape art"], ["time"]),
-         "A landscape art painting about time, depicting a church building, Moon and a sky."),
-        (("static", np.array(["horse"]), np.array(["history painting"]), None), "A history painting depicting a horse."),
-        (("static", ["owl"], [], []), "A painting depicting an owl."),
-        (("dynamic", [], ["animated film", "fantasy film"], []), "A still from an animated film and fantasy film."),
-        (("dynamic", ["robot"], ["science fiction film"], "chess;death"),
-         "A still from a science fiction film about chess and death, showing a robot."),
-        (("dynamic", None, float("nan"), ["family"], "Q5398426"), "A still from a television series about family."),
+        ("static", np.array(["history painting"]), np.array(["horse"]), None, None, "A history painting depicting a horse."),
+        ("static", [], ["owl"], [], None, "A painting depicting an owl."),
+        ("static", ["landscape art", "religious art"], ["sky"], [], None, "A landscape and religious painting depicting a sky."),
+        ("dynamic", ["science fiction film"], ["robot"], "chess;death", "Q11424",
+         "A still from a science fiction film showing a robot and chess."),  # death: not depictable
+        ("dynamic", float("nan"), None, ["family"], "Q5398426", "A still from a television series showing a family."),
+        ("dynamic", ["drama television series"], [], ["prison"], "Q5398426", "A still from a drama television series showing a prison."),
     ],
 )  # fmt: skip
-def test_literal_composition_from_depicts_genre_and_main_subject(args, expected):
-    prompt, method, reason = literal.compose_literal(*args)
+def test_literal_template_from_class_labels(wn, kind, genre, depicts, subjects, cls, expected):
+    prompt, method, reason = literal.compose_literal(
+        kind, depicts_classes=depicts, main_subject_classes=subjects, genre=genre, named_subjects=None,
+        wn=wn, class_qid=cls,
+    )  # fmt: skip
     assert prompt == expected
     assert reason == "" and method.startswith("wikidata template")
 
 
-def test_literal_without_labels_is_missing():
-    prompt, _, reason = literal.compose_literal("static", [], None, np.array([], dtype=object))
+def test_literal_without_classes_is_missing(wn):
+    prompt, _, reason = literal.compose_literal(
+        "dynamic", depicts_classes=[], main_subject_classes=np.array([], dtype=object),
+        genre=["animated film", "fantasy film"], named_subjects=["Chihiro Ogino (Q1: fictional character)"], wn=wn,
+    )  # fmt: skip
     assert prompt is None
-    assert reason == "no depicts (P180), genre (P136) or main subject (P921) label on Wikidata"
+    assert reason == (
+        "no class-level depicts (P180) or depictable main subject (P921) on Wikidata; Wikidata gives only "
+        "the genre (animated film, fantasy film) and named subjects (Chihiro Ogino); a genre does not "
+        "describe an image"
+    )
 
 
 def test_leak_words_are_distinctive_title_words_and_the_creator():
@@ -216,13 +230,14 @@ def test_prompts_table_from_wikidata(study, wn):
     # no synonym of "starry" or "night" keeps the meaning, is common and no spelling variant (issue 17)
     assert got[("the_starry_night", "synonym")].status == "missing"
     assert got[("the_starry_night", "literal")].prompt == (
-        "A landscape art painting depicting a church building, Moon and a sky."
+        "A landscape painting depicting a church building and a sky."  # the Moon is a named subject
     )
     assert got[("mona_lisa", "synonym")].status == "missing"
     assert got[("the_son_of_man", "literal")].status == "missing"
-    assert "no depicts (P180)" in got[("the_son_of_man", "literal")].reason
-    leak = got[("titanic", "literal")]  # "... about RMS Titanic."
-    assert leak.leak and list(leak.leak_words) == ["titanic"] and not leak.in_comparison
+    assert "no class-level depicts (P180)" in got[("the_son_of_man", "literal")].reason
+    lit = got[("titanic", "literal")]  # Wikidata gives only the genre and the named subject RMS Titanic
+    assert lit.status == "missing" and "a genre does not describe an image" in lit.reason
+    assert "named subjects (RMS Titanic)" in lit.reason and not lit.leak
     assert (
         got[("titanic", "synonym")].status == "missing"
     )  # "Large" was an adjective cluster's word (issue 17)
@@ -230,9 +245,6 @@ def test_prompts_table_from_wikidata(study, wn):
     assert not df.loc[df["status"] == "missing", "in_comparison"].any()
     assert df.loc[df["variant"] == "title", "in_comparison"].all()
     assert not df["standin"].any()
-    kept = pv.build_prompts(study.with_overrides(perturbation={"exclude_leaks": False}), write=False,
-                            text_distance=False, wordnet=wn)  # fmt: skip
-    assert kept.loc[(kept["slug"] == "titanic") & (kept["variant"] == "literal"), "in_comparison"].item()
 
 
 def test_text_distance_is_the_clip_text_cosine(study, wn):
@@ -247,7 +259,7 @@ def test_text_distance_is_the_clip_text_cosine(study, wn):
     enc = load_encoder("tiny-clip", Registry.for_config(study))
     tok = open_clip.get_tokenizer("tiny-clip")
     with torch.no_grad():
-        literal = "A landscape art painting depicting a church building, Moon and a sky."
+        literal = "A landscape painting depicting a church building and a sky."
         f = enc.model.encode_text(tok(["The Starry Night", literal])).numpy()
     f /= np.linalg.norm(f, axis=1, keepdims=True)
     row = df[df["variant"] == "literal"].iloc[0]
@@ -263,13 +275,22 @@ def test_user_csv_source(study, wn, tmp_path):
         'the_starry_night,"a swirling night sky over a village, by van Gogh",leaks the creator\n'
         "mona_lisa,  a woman   with folded hands ,clean\n"
     )
-    cfg = study.with_overrides(perturbation={"literal_source": "csv", "literal_csv": str(csv)})
+    cfg = study.with_overrides(
+        perturbation={"literal_source": "csv", "literal_csv": str(csv), "controls": False}
+    )
     df = pv.build_prompts(cfg, write=False, text_distance=False, wordnet=wn)
     lit = df[df["variant"] == "literal"].set_index("slug")
     assert lit.loc["mona_lisa", "prompt"] == "a woman with folded hands"  # white space collapsed
     assert lit.loc["mona_lisa", "method"] == "line 3" and lit.loc["mona_lisa", "source"].startswith("csv ")
     assert lit.loc["the_starry_night", "leak"] and list(lit.loc["the_starry_night", "leak_words"]) == ["gogh"]
+    assert list(lit.loc["the_starry_night", "named_words"]) == ["Gogh"]  # the creator is someone too
+    assert not lit.loc["the_starry_night", "in_comparison"]
     assert lit.loc["titanic", "status"] == "missing" and lit.loc["titanic", "reason"].startswith("no row in")
+    kept = pv.build_prompts(cfg.with_overrides(perturbation={"exclude_leaks": False, "exclude_named": False}),
+                            write=False, text_distance=False, wordnet=wn)  # fmt: skip
+    assert kept.loc[
+        (kept["slug"] == "the_starry_night") & (kept["variant"] == "literal"), "in_comparison"
+    ].item()
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,9 @@ __all__ = [
     "PRECISIONS",
     "STANDIN_LABEL",
     "BASE_VARIANT",
+    "RESEED_VARIANT",
+    "RESEED_INDEX_OFFSET",
+    "CONTROL_VARIANT",
 ]
 
 #: reference kinds: ``static`` (artworks, one image) and ``dynamic`` (films and series, several stills)
@@ -63,3 +66,16 @@ STANDIN_LABEL = "random-weight stand-in models: not scientific results"
 #: the base prompt variant: the reference's bare English title (``label_clean``); stage 05's
 #: perturbed variants are compared against it
 BASE_VARIANT = "title"
+
+#: stage 05's noise floor: the title's own prompt with new seeds (docs/method.md §5.4); its change
+#: from ``title`` is what seed-to-seed variation alone gives
+RESEED_VARIANT = "title-reseed"
+
+#: under ``generation.seed_mode: index`` a ``title-reseed`` image ``i`` starts from seed
+#: ``base_seed + RESEED_INDEX_OFFSET + i`` instead of the title's ``base_seed + i`` (2**32: above
+#: any image index, so no re-seeded image shares its noise with a title image)
+RESEED_INDEX_OFFSET = 2**32
+
+#: stage 05's matched-controls arm: the literal description of a non-iconic work of the same kind
+#: and genre (``collection.controls``), scored against that work's own reference
+CONTROL_VARIANT = "control-literal"

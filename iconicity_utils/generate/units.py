@@ -7,7 +7,11 @@ only (:func:`unit_seed`), never of the process rank or the order of execution.  
   first 8 bytes of the SHA-256 of the JSON text ``[variant, slug, index]``, shifted right by one
   bit: independent noise for every unit.
 - ``"index"``: ``seed = base_seed + index``: the same noise for a title and its perturbed
-  variants, which pairs each original image with its counterpart.
+  variants, which pairs each original image with its counterpart.  The one exception is stage
+  05's noise floor, ``title-reseed`` (the title's prompt, new seeds): its seed is
+  ``base_seed + RESEED_INDEX_OFFSET + index`` (:data:`~iconicity_utils.core.constants.RESEED_INDEX_OFFSET`
+  = 2**32), so that it never shares its noise with the title.  In ``"hash"`` mode the variant name
+  already changes every seed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from iconicity_utils.core.constants import RESEED_INDEX_OFFSET, RESEED_VARIANT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +46,8 @@ def unit_seed(
         index: image index, ``0 <= index < n_images``.
         mode: ``"hash"``: ``(H63(variant, slug, index) + base_seed) mod 2**63`` with ``H63`` the
             first 8 bytes (big-endian) of ``sha256(json.dumps([variant, slug, index]))`` shifted
-            right by one bit; ``"index"``: ``base_seed + index`` (the same noise across prompts).
+            right by one bit; ``"index"``: ``base_seed + index`` (the same noise across prompts),
+            plus ``RESEED_INDEX_OFFSET`` for the ``title-reseed`` variant (new noise for the title).
         base_seed: offset added in both modes.
 
     Returns:
@@ -51,9 +58,10 @@ def unit_seed(
         digest = hashlib.sha256(text.encode("utf-8")).digest()
         return ((int.from_bytes(digest[:8], "big") >> 1) + int(base_seed)) % _SEED_MOD
     if mode == "index":
-        seed = int(base_seed) + int(index)
+        offset = RESEED_INDEX_OFFSET if variant == RESEED_VARIANT else 0
+        seed = int(base_seed) + offset + int(index)
         if not 0 <= seed < _SEED_MOD:
-            raise ValueError(f"seed base_seed + index = {seed} is outside [0, 2**63)")
+            raise ValueError(f"seed base_seed + index (+ offset {offset}) = {seed} is outside [0, 2**63)")
         return seed
     raise ValueError(f"unknown seed_mode {mode!r}; expected one of {SEED_MODES}")
 

@@ -3,7 +3,9 @@
 - :func:`plot_paired_dots`: per model and metric, each reference's title value joined to its variant's;
 - :func:`plot_persistence`: the share of title-reusing pairs whose variant still reuses the reference;
 - :func:`plot_vr_change_vs_text_distance`: the change in mean VR against the CLIP text distance;
-- :func:`plot_triptychs`: reference | title | synonym | literal images.
+- :func:`plot_triptychs`: reference | title | re-seeded title | synonym | literal images;
+- :func:`plot_changes_vs_floor`: each variant's mean change with its CI, against the noise floor;
+- :func:`plot_selection`: the references each variant's comparison includes against those it leaves out.
 
 Save them with :func:`save_figure`, which labels stand-in output (:func:`is_standin_run`).
 """
@@ -16,17 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from iconicity_utils.core.constants import BASE_VARIANT
+from iconicity_utils.core.constants import BASE_VARIANT, RESEED_VARIANT
 from iconicity_utils.core.images import open_rgb
 from iconicity_utils.core.plotting import save_figure as save_core_figure
-from iconicity_utils.perturb.perturbation import PAIRED_METRICS
+from iconicity_utils.perturb.inference import PAIRED_METRICS
 from iconicity_utils.registry import Registry, is_standin_config
 from iconicity_utils.score.inputs import reference_files
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from iconicity_utils.config import StudyConfig
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "plot_persistence",
     "plot_vr_change_vs_text_distance",
     "plot_triptychs",
+    "plot_changes_vs_floor",
+    "plot_selection",
 ]
 
 
@@ -172,7 +175,7 @@ def plot_triptychs(
         ok[["slug", "variant", "prompt"]], on=["slug", "variant", "prompt"]
     )
     path = {(s, v): p for s, v, p in zip(images["slug"], images["variant"], images["path"], strict=True)}
-    columns = [BASE_VARIANT] + [v for v in ("synonym", "literal") if v in set(ok["variant"])]
+    columns = [BASE_VARIANT] + [v for v in (RESEED_VARIANT, "synonym", "literal") if v in set(ok["variant"])]
     use = pairs[(pairs["model"] == model) & pairs["in_comparison"]]
     score = use.groupby("slug")["variant"].nunique().sort_values(ascending=False, kind="stable")
     slugs = [s for s in score.index if (s, BASE_VARIANT) in path][:n] or [
@@ -212,4 +215,110 @@ def plot_triptychs(
             ax.set_yticks([])
     fig.suptitle(f"reference | title | variants ({model}, image #0)", fontsize=9, y=0.955)
     fig.tight_layout(rect=(0, 0, 1, 0.94), h_pad=2.0)
+    return fig
+
+
+_KIND_COLORS = {"static": "#1f77b4", "dynamic": "#ff7f0e"}
+
+
+def _floor_panel(ax, d: pd.DataFrame, variants: list[str]) -> None:
+    """One (metric, model) panel of :func:`plot_changes_vs_floor`."""
+    for k, (kind, color) in enumerate(_KIND_COLORS.items()):
+        g = d[d["kind"] == kind].set_index("variant")
+        floor = g.loc[RESEED_VARIANT] if RESEED_VARIANT in g.index else None
+        if floor is not None and not np.isnan(floor["ci_low"]):
+            ax.axhspan(floor["ci_low"], floor["ci_high"], color=color, alpha=0.12, lw=0)
+        for i, variant in enumerate(variants):
+            if variant not in g.index:
+                continue
+            r, x = g.loc[variant], i + (k - 0.5) * 0.3
+            if np.isnan(r["mean_change"]):
+                continue
+            tested = not np.isnan(r["ci_low"])
+            beyond = (
+                bool(r["beyond_floor"]) if "beyond_floor" in r and not pd.isna(r["beyond_floor"]) else False
+            )
+            yerr = [[r["mean_change"] - r["ci_low"]], [r["ci_high"] - r["mean_change"]]] if tested else None
+            ax.errorbar([x], [r["mean_change"]], yerr=yerr, fmt="o" if tested else "x", color=color,
+                        mfc=color if beyond else "white", capsize=3, ms=6)  # fmt: skip
+            ax.annotate(f"n={int(r['n_pairs'])}", (x, r["mean_change"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+    ax.axhline(0, color="0.5", lw=0.8)
+    low, high = ax.get_ylim()
+    ax.set_ylim(min(low, -0.05), max(high, 0.05))  # all-zero changes: a readable axis, not 1e-17
+    ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=20)
+
+
+def plot_changes_vs_floor(paired: pd.DataFrame, metrics: Sequence[str] = PAIRED_METRICS):
+    """Per metric (rows) and model (columns): each variant's mean change from the title, with its
+    bootstrap CI, one colour per kind; the shaded band is the re-seeded title's CI (the noise floor)
+    of that kind.  Filled: beyond the floor (BH-adjusted test against the re-seeded title);
+    hollow: not; a cross: too few pairs for an interval or test (``min_pairs``)."""
+    import matplotlib.pyplot as plt
+
+    models = sorted(set(paired["model"])) or ["(no pairs)"]
+    variants = [RESEED_VARIANT] * (RESEED_VARIANT in set(paired["variant"]))
+    variants += [v for v in _variants(paired) if v != RESEED_VARIANT]
+    fig, axes = plt.subplots(len(metrics), len(models), figsize=(3.4 * len(models), 2.5 * len(metrics) + 0.8),
+                             squeeze=False, sharey="row")  # fmt: skip
+    for i, metric in enumerate(metrics):
+        for j, model in enumerate(models):
+            d = paired[(paired["metric"] == metric) & (paired["model"] == model)]
+            _floor_panel(axes[i][j], d, variants)
+            axes[i][j].set_title(f"{model} · {_METRIC_LABELS.get(metric, metric)}", fontsize=9)
+        axes[i][0].set_ylabel("mean change\n(variant − title)", fontsize=8)
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=0, label=k) for k, c in _KIND_COLORS.items()]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.25, label="noise floor (re-seeded title, CI)")
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
+    fig.suptitle(
+        "change from the title, read against the noise floor (filled: beyond it)", fontsize=9, y=0.945
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 0.93))  # the top is left to the stand-in label
+    return fig
+
+
+def plot_selection(
+    status: pd.DataFrame, references: pd.DataFrame, title_cra: pd.DataFrame, model: str | None = None
+):
+    """Per property (rows: sitelinks, year, the title's CRA) and variant (columns): the references
+    a variant's comparison includes (left) against those it leaves out (right), one dot each, for
+    one model (default: the first), colour by kind; the bars are medians."""
+    import matplotlib.pyplot as plt
+
+    model = model or sorted(set(status["model"]))[0]
+    data = status[status["model"] == model].merge(
+        references[["slug", "sitelinks", "year"]], on="slug", how="left"
+    )
+    data = data.merge(title_cra[title_cra["model"] == model][["slug", "cra"]], on="slug", how="left")
+    variants = list(dict.fromkeys(data["variant"]))
+    props = [("sitelinks", "sitelinks"), ("year", "year"), ("cra", "title CRA")]
+    fig, axes = plt.subplots(3, max(1, len(variants)), figsize=(2.4 * max(1, len(variants)), 7.0), squeeze=False,
+                             sharey="row")  # fmt: skip
+    rng = np.random.default_rng(0)  # jitter only
+    for j, variant in enumerate(variants):
+        d = data[data["variant"] == variant]
+        groups = (d[d["status"] == "in_comparison"], d[d["status"] != "in_comparison"])
+        for i, (col, label) in enumerate(props):
+            ax = axes[i][j]
+            for x, g in enumerate(groups):
+                y = g[col].astype(float)
+                ax.scatter(x + rng.uniform(-0.15, 0.15, len(g)), y, s=12, alpha=0.7,
+                           c=[_KIND_COLORS.get(k, "0.5") for k in g["kind"]])  # fmt: skip
+                if y.notna().any():
+                    ax.hlines(y.median(), x - 0.3, x + 0.3, color="k", lw=1.5)
+            ax.set_xticks(
+                [0, 1], [f"included\nn={len(groups[0])}", f"left out\nn={len(groups[1])}"], fontsize=7
+            )
+            ax.set_xlim(-0.6, 1.6)
+            if i == 0:
+                ax.set_title(variant, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+    axes[0][0].set_yscale("log")
+    axes[0][0].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[0][0].yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    fig.suptitle(f"which references each comparison includes ({model}; bars: medians)", fontsize=9, y=0.945)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))  # the top is left to the stand-in label
     return fig

@@ -1,13 +1,16 @@
 """The leak check of stage 05 (docs/method.md §5.2): a variant must not give the title away.
 
 :func:`leak_words` lists the words a variant of a title must not contain (its distinctive words
-and the creator's name); :func:`find_leaks` finds them in a prompt, through WordNet base forms.
+and the creator's name); :func:`find_leaks` finds them in a prompt, through WordNet base forms and
+spelling variants of its words, and in the words CLIP's tokenizer reads
+(:mod:`~iconicity_utils.perturb.clip_bpe`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from iconicity_utils.perturb.clip_bpe import bpe_contains, clip_words
 from iconicity_utils.perturb.words import (
     FUNCTION_WORDS,
     base_forms,
@@ -17,7 +20,11 @@ from iconicity_utils.perturb.words import (
     tokens,
 )
 
-__all__ = ["leak_words", "find_leaks"]
+__all__ = ["LEAK_MATCHES", "leak_words", "find_leaks"]
+
+#: how leak words are matched (``perturbation.leak_match``): ``words`` (word forms and spelling
+#: variants) or ``words+clip_bpe`` (and the words CLIP's BPE tokenizer reads)
+LEAK_MATCHES = ("words+clip_bpe", "words")
 
 
 def leak_words(
@@ -53,21 +60,40 @@ def leak_words(
     return out + [w for w in creator_words(creator) if w not in out]
 
 
-def find_leaks(prompt: str, words: Sequence[str], wn) -> list[str]:
-    """The leak ``words`` that ``prompt`` contains, sorted: words compared after folding to lower
-    case without accents, through their WordNet base forms in every part of speech (``kissing``
-    leaks *kiss*, ``Nights`` leaks *night*), and as spelling variants
-    (:func:`~iconicity_utils.perturb.words.spelling_variant`: *Gipsy* leaks *gypsy*,
-    *Embassadors* leaks *ambassadors*, *Warfares* leaks *wars*)."""
+def find_leaks(
+    prompt: str, words: Sequence[str], wn, *, match: str = "words+clip_bpe", max_zipf: float = 5.0
+) -> list[str]:
+    """The leak ``words`` that ``prompt`` contains, sorted.
+
+    - **word forms** (both ``match`` rules): the prompt's words (:func:`~iconicity_utils.perturb.words.tokens`)
+      compared after folding to lower case without accents, through their WordNet base forms in every
+      part of speech (``kissing`` leaks *kiss*, ``Nights`` leaks *night*), and as spelling variants
+      (:func:`~iconicity_utils.perturb.words.spelling_variant`: *Gipsy* leaks *gypsy*, *Embassadors*
+      leaks *ambassadors*, *Warfares* and *StarWars* leak *wars*), the prompt's word or base form
+      matching only when it is not common itself (wordfreq Zipf below ``max_zipf``, the cut-off
+      of :func:`leak_words`): *stars* (base form *star*) does not leak *starry*, as *Star* does not
+      leak *Star Wars*;
+    - **CLIP BPE** (``match="words+clip_bpe"``): the words CLIP's tokenizer reads
+      (:func:`~iconicity_utils.perturb.clip_bpe.clip_words`), by
+      :func:`~iconicity_utils.perturb.clip_bpe.bpe_contains`: a leak word of one BPE token as a
+      whole word, one of several tokens also inside a word (*theguernicapainting* leaks *guernica*).
+    """
+    if match not in LEAK_MATCHES:
+        raise ValueError(f"unknown leak match rule {match!r}; expected one of {list(LEAK_MATCHES)}")
     targets: dict[str, str] = {}
     for word in words:
         for form in base_forms(word, wn):
             targets.setdefault(form, word)
+    from wordfreq import zipf_frequency
+
     hits = set()
     for token in tokens(prompt):
         for form in base_forms(token, wn):
             if form in targets:
                 hits.add(targets[form])
-            elif not form.isdigit():
+            elif not form.isdigit() and zipf_frequency(form, "en") < max_zipf:
                 hits.update(w for t, w in targets.items() if not t.isdigit() and spelling_variant(form, t))
+    if match == "words+clip_bpe":
+        read = clip_words(prompt)
+        hits.update(w for w in words if bpe_contains(read, w))
     return sorted(hits)

@@ -1,12 +1,15 @@
-"""Stage 05, prompt perturbation: the stage's front door and the comparison.
+"""Stage 05, prompt perturbation: the stage's front door and the pairing of each variant with its title.
 
 When the title's words change, or the title is replaced by a plain description of the picture,
 does a model still produce the iconic image?  The prompt variants
 (:mod:`iconicity_utils.perturb.prompts`) go through the stage 02 harness (:func:`generate_variants`)
 and the stage 03-04 scorer as further variants; :func:`compare` pairs each with its title
-(:func:`pair_table`, :func:`paired_changes`, :func:`persistence_table`).  :func:`setup` (WordNet)
-and :func:`run` are the set-up and the whole stage; the figures are in
-:mod:`iconicity_utils.perturb.figures`.  The method is docs/method.md §5.
+(:func:`pair_table`, :func:`persistence_table`) and hands the pairs to the inference
+(:mod:`~iconicity_utils.perturb.inference`), the noise floor (:mod:`~iconicity_utils.perturb.noise_floor`),
+the coverage (:mod:`~iconicity_utils.perturb.coverage`) and the controls arm
+(:mod:`~iconicity_utils.perturb.controls`).  :func:`setup` (WordNet) and :func:`run` are the set-up
+and the whole stage; the figures are in :mod:`iconicity_utils.perturb.figures`.  The method is
+docs/method.md §5.
 
 Command line (:mod:`iconicity_utils.perturb.cli`)::
 
@@ -23,13 +26,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.core.constants import BASE_VARIANT
+from iconicity_utils.core.constants import BASE_VARIANT, CONTROL_VARIANT, RESEED_VARIANT
 from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.generate import generate, run_subprocess
+from iconicity_utils.perturb.controls import compare_controls, read_controls
+from iconicity_utils.perturb.coverage import coverage_counts, reference_status, selection_table, status_counts
+from iconicity_utils.perturb.inference import PAIRED_METRICS, InferenceSettings, paired_changes
+from iconicity_utils.perturb.noise_floor import add_noise_floor, add_persistence_floor
 from iconicity_utils.perturb.prompts import build_prompts, prompts_path, variant_names, write_stage_table
 from iconicity_utils.perturb.wordnet import setup_wordnet
 from iconicity_utils.score import score
-from iconicity_utils.score.tables import aggregate_references, bootstrap_ci
+from iconicity_utils.score.tables import aggregate_references
 from iconicity_utils.score.writer import PER_IMAGE
 
 if TYPE_CHECKING:
@@ -39,13 +46,18 @@ __all__ = [
     "PAIRS_TABLE",
     "PAIRED_TABLE",
     "PERSISTENCE_TABLE",
+    "COVERAGE_TABLE",
+    "STATUS_TABLE",
+    "SELECTION_TABLE",
+    "CONTROLS_TABLE",
     "PAIRED_METRICS",
     "PerturbationResult",
     "images_per_variant",
     "generation_prompts",
     "generate_variants",
+    "reference_metrics",
+    "title_metrics",
     "pair_table",
-    "paired_changes",
     "persistence_table",
     "compare",
     "setup",
@@ -56,8 +68,14 @@ __all__ = [
 PAIRS_TABLE = "perturbation_pairs.parquet"
 PAIRED_TABLE = "perturbation_paired.parquet"
 PERSISTENCE_TABLE = "perturbation_persistence.parquet"
-#: the per-reference metrics whose change from the title is tested (docs/method.md §3.4-3.5)
-PAIRED_METRICS = ("cra", "vr_all", "crt")
+#: counts of references by model, variant, kind and coverage status
+COVERAGE_TABLE = "perturbation_coverage.parquet"
+#: the status of every (model, reference, variant), with its reason
+STATUS_TABLE = "perturbation_status.parquet"
+#: the included references against the excluded ones (sitelinks, year, the title's CRA)
+SELECTION_TABLE = "perturbation_selection.parquet"
+#: the literal arm on iconic references against their matched non-iconic controls
+CONTROLS_TABLE = "perturbation_controls.parquet"
 
 
 # ============================================================================================
@@ -110,7 +128,7 @@ def generate_variants(
 
 
 # ============================================================================================
-# The comparison
+# Pairing each variant with its title
 # ============================================================================================
 
 
@@ -123,20 +141,13 @@ def _reuses(vr: np.ndarray, rule: str, min_vr: float) -> bool:
     raise ValueError(f"unknown reuse rule {rule!r}; expected 'mean_vr' or 'any_image'")
 
 
-def pair_table(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
-    """One row per (model, reference, variant): title and variant metrics, their change, reuse flags.
-
-    Only images of the current prompts count (same slug, variant *and* prompt: images of an older
-    prompt are ignored) and, for every variant and the title alike, the first
-    :func:`images_per_variant` indices.  Per-reference metrics are those of stage 03-04
-    (:func:`~iconicity_utils.score.tables.aggregate_references`): ``cra``, ``vr_all``, ``crt``.
-
-    Raises:
-        ValueError: a (model, reference) with variant images but no title images.
-    """
+def reference_metrics(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """Per (model, variant, reference): stage 03-04's ``cra``, ``vr_all``, ``crt`` and ``n_images``
+    (:func:`~iconicity_utils.score.tables.aggregate_references`) and ``reuse``, from the images of
+    the *current* prompts (same slug, variant and prompt; images of an older prompt are ignored),
+    the config's models, and the first :func:`images_per_variant` indices of every variant alike."""
     p = cfg.perturbation
-    ok = prompts[prompts["status"] == "ok"]
-    keys = ok[["slug", "variant", "prompt"]]
+    keys = prompts.loc[prompts["status"] == "ok", ["slug", "variant", "prompt"]]
     images = per_image.merge(keys, on=["slug", "variant", "prompt"], how="inner")
     images = images[(images["index"] < images_per_variant(cfg)) & images["model"].isin(cfg.models)]
     per_ref = aggregate_references(images)
@@ -147,6 +158,46 @@ def pair_table(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig)
     per_ref["reuse"] = [
         reuse[k] for k in zip(per_ref["model"], per_ref["variant"], per_ref["slug"], strict=True)
     ]
+    return per_ref
+
+
+def title_metrics(per_image: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """``model, slug, kind, cra, vr_all, crt`` of the title of *every* scored reference (perturbed or
+    not; the first :func:`images_per_variant` indices): what the coverage compares."""
+    images = per_image[
+        (per_image["variant"] == BASE_VARIANT)
+        & (per_image["index"] < images_per_variant(cfg))
+        & per_image["model"].isin(cfg.models)
+    ]
+    return aggregate_references(images)[["model", "slug", "kind", *PAIRED_METRICS]]
+
+
+def _pair_row(r, t, meta) -> dict[str, Any]:
+    row = {
+        "model": r.model, "slug": r.slug, "kind": r.kind, "variant": r.variant, "source": meta["source"],
+        "leak": bool(meta["leak"]), "in_comparison": bool(meta["in_comparison"]),
+        "standin": bool(meta.get("standin", False)), "text_cosine": meta["text_cosine"], "text_distance": meta["text_distance"],
+        "n_title": int(t["n_images"]), "n_variant": int(r.n_images),
+    }  # fmt: skip
+    for metric in PAIRED_METRICS:
+        row[f"{metric}_title"] = float(t[metric])
+        row[f"{metric}_variant"] = float(getattr(r, metric))
+        row[f"{metric}_change"] = row[f"{metric}_variant"] - row[f"{metric}_title"]
+    row["reuse_title"], row["reuse_variant"] = bool(t["reuse"]), bool(r.reuse)
+    return row
+
+
+def pair_table(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """One row per (model, reference, variant): title and variant metrics, their change, reuse flags.
+
+    Per-reference metrics are :func:`reference_metrics`'.  The ``control-literal`` rows (their own
+    references, no title) are not paired; ``title-reseed`` is paired like any variant.
+
+    Raises:
+        ValueError: a (model, reference) with variant images but no title images.
+    """
+    per_ref = reference_metrics(per_image, prompts, cfg)
+    per_ref = per_ref[per_ref["variant"] != CONTROL_VARIANT]
     title = per_ref[per_ref["variant"] == BASE_VARIANT].set_index(["model", "slug"])
     other = per_ref[per_ref["variant"] != BASE_VARIANT]
     lonely = sorted({(m, s) for m, s in zip(other["model"], other["slug"], strict=True)} - set(title.index))
@@ -154,88 +205,16 @@ def pair_table(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig)
         raise ValueError(
             f"variant images without title images for (model, slug) {lonely[:5]}; run generate_variants"
         )
-    info = ok.set_index(["slug", "variant"])
-    rows = []
-    for r in other.itertuples(index=False):
-        t = title.loc[(r.model, r.slug)]
-        meta = info.loc[(r.slug, r.variant)]
-        row = {
-            "model": r.model, "slug": r.slug, "kind": r.kind, "variant": r.variant, "source": meta["source"],
-            "leak": bool(meta["leak"]), "in_comparison": bool(meta["in_comparison"]),
-            "standin": bool(meta.get("standin", False)), "text_cosine": meta["text_cosine"], "text_distance": meta["text_distance"],
-            "n_title": int(t["n_images"]), "n_variant": int(r.n_images),
-        }  # fmt: skip
-        for metric in PAIRED_METRICS:
-            row[f"{metric}_title"] = float(t[metric])
-            row[f"{metric}_variant"] = float(getattr(r, metric))
-            row[f"{metric}_change"] = row[f"{metric}_variant"] - row[f"{metric}_title"]
-        row["reuse_title"], row["reuse_variant"] = bool(t["reuse"]), bool(r.reuse)
-        rows.append(row)
-    cols = [
-        "model",
-        "slug",
-        "kind",
-        "variant",
-        "source",
-        "leak",
-        "in_comparison",
-        "standin",
-        "text_cosine",
-        "text_distance",
+    info = prompts[prompts["status"] == "ok"].set_index(["slug", "variant"])
+    rows = [
+        _pair_row(r, title.loc[(r.model, r.slug)], info.loc[(r.slug, r.variant)])
+        for r in other.itertuples(index=False)
     ]
-    cols += ["n_title", "n_variant"] + [
-        f"{m}_{s}" for m in PAIRED_METRICS for s in ("title", "variant", "change")
-    ]
+    cols = ["model", "slug", "kind", "variant", "source", "leak", "in_comparison", "standin", "text_cosine",
+            "text_distance", "n_title", "n_variant"]  # fmt: skip
+    cols += [f"{m}_{s}" for m in PAIRED_METRICS for s in ("title", "variant", "change")]
     cols += ["reuse_title", "reuse_variant"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def _wilcoxon(d: np.ndarray) -> tuple[float, float]:
-    """Wilcoxon signed-rank test of the changes (scipy, two-sided, zeros dropped); NaN if all are zero."""
-    from scipy.stats import wilcoxon
-
-    if not np.any(d != 0):
-        return float("nan"), float("nan")
-    res = wilcoxon(d, zero_method="wilcox", alternative="two-sided", method="auto")
-    return float(res.statistic), float(res.pvalue)
-
-
-def paired_changes(
-    pairs: pd.DataFrame, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
-) -> pd.DataFrame:
-    """Per (model, variant, kind, metric): the mean change from the title over the pairs in the
-    comparison, its paired bootstrap CI and a Wilcoxon signed-rank test.
-
-    The bootstrap resamples *references* (each keeps its title and variant values together), with
-    :func:`~iconicity_utils.score.tables.bootstrap_ci` (percentile, ``default_rng(seed)``; one set
-    of resamples per group, shared by its metrics).  Wilcoxon: ``scipy.stats.wilcoxon`` on the
-    changes, two-sided, zero changes dropped (``zero_method="wilcox"``), ``method="auto"`` (exact
-    for n <= 50 without zeros); statistic and p are NaN when every change is zero.  ``n_pairs``,
-    ``n_nonzero`` and ``n_excluded`` (pairs left out: leaks) state the n.
-    """
-    cols = [
-        "model", "variant", "kind", "metric", "n_pairs", "n_nonzero", "n_excluded", "mean_title",
-        "mean_variant", "mean_change", "ci_low", "ci_high", "n_bootstrap", "seed", "wilcoxon_statistic",
-        "wilcoxon_p",
-    ]  # fmt: skip
-    out = []
-    for (model, variant, kind), g in pairs.groupby(["model", "variant", "kind"], sort=True):
-        use = g[g["in_comparison"]]
-        n = len(use)
-        index = np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n)) if n else None
-        for metric in PAIRED_METRICS:
-            d = use[f"{metric}_change"].to_numpy(float)
-            mean, low, high = bootstrap_ci(d, n_bootstrap, seed, level, index=index) if n else (np.nan,) * 3
-            stat, pvalue = _wilcoxon(d) if n else (np.nan, np.nan)
-            out.append(
-                {"model": model, "variant": variant, "kind": kind, "metric": metric, "n_pairs": n,
-                 "n_nonzero": int(np.count_nonzero(d)), "n_excluded": int(len(g) - n),
-                 "mean_title": float(use[f"{metric}_title"].mean()) if n else np.nan,
-                 "mean_variant": float(use[f"{metric}_variant"].mean()) if n else np.nan,
-                 "mean_change": mean, "ci_low": low, "ci_high": high, "n_bootstrap": n_bootstrap, "seed": seed,
-                 "wilcoxon_statistic": stat, "wilcoxon_p": pvalue}
-            )  # fmt: skip
-    return pd.DataFrame(out, columns=cols)
 
 
 def persistence_table(pairs: pd.DataFrame, rule: str, min_vr: float, level: float = 0.95) -> pd.DataFrame:
@@ -243,7 +222,8 @@ def persistence_table(pairs: pd.DataFrame, rule: str, min_vr: float, level: floa
     reference, the share whose variant images still reuse it, with a Wilson score interval.
 
     Columns: ``n_pairs``, ``n_title_reuse`` (the denominator), ``n_still_reuse``, ``share`` (NaN
-    when no title reuses), ``ci_low``, ``ci_high``, and the rule.
+    when no title reuses), ``ci_low``, ``ci_high``, and the rule.  The re-seeded title's share is
+    the floor (:func:`~iconicity_utils.perturb.noise_floor.add_persistence_floor`).
     """
     from statsmodels.stats.proportion import proportion_confint
 
@@ -263,22 +243,76 @@ def persistence_table(pairs: pd.DataFrame, rule: str, min_vr: float, level: floa
     return pd.DataFrame(out, columns=cols)
 
 
+# ============================================================================================
+# The comparison
+# ============================================================================================
+
+
 @dataclass
 class PerturbationResult:
-    """The three comparison tables and where they were written."""
+    """The comparison tables and where they were written (``controls`` is None without the arm)."""
 
     pairs: Any
     paired: Any
     persistence: Any
+    status: Any = None
+    coverage: Any = None
+    selection: Any = None
+    controls: Any = None
     paths: dict[str, Path] = field(default_factory=dict)
 
     def summary(self) -> str:
         used = int(self.pairs["in_comparison"].sum()) if len(self.pairs) else 0
-        return (
+        tested = int(self.paired["p"].notna().sum()) if len(self.paired) else 0
+        text = (
             f"{len(self.pairs)} (model, reference, variant) pairs, {used} in the comparison "
             f"({int(self.pairs['leak'].sum()) if len(self.pairs) else 0} leaking); "
-            f"{len(self.paired)} paired tests, {len(self.persistence)} persistence rows"
+            f"{len(self.paired)} paired rows ({tested} tested), {len(self.persistence)} persistence rows"
         )
+        if self.controls is not None:
+            text += f"; {len(self.controls)} controls rows ({int(self.controls['p'].notna().sum())} tested)"
+        return text
+
+
+def _with_empty_groups(paired: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the (model, variant, kind) groups with references but no pair at all (every variant
+    missing, say), so that the paired table counts them too."""
+    have = set(zip(paired["model"], paired["variant"], paired["kind"], strict=True))
+    empty = [
+        {"model": m, "variant": v, "kind": k, "metric": metric, "n_pairs": 0, "n_nonzero": 0, "n_excluded": 0,
+         "reason": "no pair in the comparison: no estimate, interval or test",
+         "floor_reason": "no pair in the comparison"}
+        for m, v, k in zip(counts["model"], counts["variant"], counts["kind"], strict=True)
+        if (m, v, k) not in have and v != RESEED_VARIANT
+        for metric in PAIRED_METRICS
+    ]  # fmt: skip
+    if not empty:
+        return paired
+    out = pd.concat([paired, pd.DataFrame(empty)], ignore_index=True)
+    return out.sort_values(["model", "variant", "kind"], kind="stable").reset_index(drop=True)
+
+
+def _coverage(cfg, result: PerturbationResult, per_image, prompts, references) -> None:
+    models = list(cfg.models)
+    result.status = reference_status(prompts, result.pairs, references, models)
+    result.coverage = coverage_counts(result.status)
+    result.selection = selection_table(result.status, references, title_metrics(per_image, cfg))
+    counts = status_counts(result.status)
+    paired = _with_empty_groups(result.paired, counts)
+    result.paired = paired.merge(counts, on=["model", "variant", "kind"], how="left")
+
+
+def _write(cfg: StudyConfig, result: PerturbationResult) -> None:
+    made_by_standin = set(result.pairs.loc[result.pairs["standin"], "variant"])  # a stand-in captioner's
+    tables = {PAIRS_TABLE: result.pairs, PAIRED_TABLE: result.paired, PERSISTENCE_TABLE: result.persistence,
+              STATUS_TABLE: result.status, COVERAGE_TABLE: result.coverage, SELECTION_TABLE: result.selection,
+              CONTROLS_TABLE: result.controls}  # fmt: skip
+    for name, df in tables.items():
+        if df is None:
+            continue
+        if "variant" in df and "standin" not in df:
+            df = df.assign(standin=df["variant"].isin(made_by_standin))
+        result.paths[name] = write_stage_table(df, cfg.results_dir / name, cfg)
 
 
 def compare(
@@ -286,36 +320,36 @@ def compare(
     per_image: pd.DataFrame | None = None,
     prompts: pd.DataFrame | None = None,
     *,
+    references: pd.DataFrame | None = None,
     write: bool = True,
 ) -> PerturbationResult:
-    """Pairs, paired changes and persistence from the per-image scores and the prompts table.
+    """Pairs, paired changes (with the noise floor and the coverage counts), persistence (with its
+    floor), the coverage tables and, with ``perturbation.controls``, the controls comparison.
 
     Args:
-        cfg: the study config (``perturbation``; bootstrap settings from ``realization``).
+        cfg: the study config (``perturbation``; bootstrap settings from ``scoring``).
         per_image: the per-image scores (default: ``scores_per_image.parquet``).
         prompts: the prompts table (default: the one on disk).
-        write: write the three tables to ``cfg.results_dir`` (rewritten whole on every run).
+        references: the references table (default: stage 01's).
+        write: write the tables to ``cfg.results_dir`` (rewritten whole on every run).
     """
     per_image = read_table(cfg.results_dir / PER_IMAGE) if per_image is None else per_image
     prompts = read_table(prompts_path(cfg)) if prompts is None else prompts
-    p, r = cfg.perturbation, cfg.scoring
+    references = read_table(cfg.references_table) if references is None else references
+    p, s = cfg.perturbation, InferenceSettings.from_config(cfg)
     pairs = pair_table(per_image, prompts, cfg)
     result = PerturbationResult(
         pairs=pairs,
-        paired=paired_changes(pairs, r.n_bootstrap, r.bootstrap_seed),
-        persistence=persistence_table(pairs, p.reuse_rule, p.reuse_min_vr),
+        paired=add_noise_floor(paired_changes(pairs, s), pairs, s),
+        persistence=add_persistence_floor(persistence_table(pairs, p.reuse_rule, p.reuse_min_vr)),
     )
+    _coverage(cfg, result, per_image, prompts, references)
+    if p.controls:
+        iconic = prompts.loc[prompts["variant"] == BASE_VARIANT, "slug"]
+        controls = read_controls(cfg, iconic)
+        result.controls = compare_controls(reference_metrics(per_image, prompts, cfg), prompts, controls, s)
     if write:
-        made_by_standin = set(pairs.loc[pairs["standin"], "variant"])  # a stand-in captioner's prompts
-        for name, df in (
-            (PAIRS_TABLE, result.pairs),
-            (PAIRED_TABLE, result.paired.assign(standin=result.paired["variant"].isin(made_by_standin))),
-            (
-                PERSISTENCE_TABLE,
-                result.persistence.assign(standin=result.persistence["variant"].isin(made_by_standin)),
-            ),
-        ):
-            result.paths[name] = write_stage_table(df, cfg.results_dir / name, cfg)
+        _write(cfg, result)
     return result
 
 
@@ -326,10 +360,10 @@ def compare(
 
 def setup(cfg: StudyConfig, *, archive: str | Path | None = None, log=print) -> dict[str, Any]:
     """The stage's set-up (``run_all.sh`` calls it): WordNet when the config builds any variant
-    besides the title.  Idempotent.  (The stand-in captioners are built with the other stand-ins:
+    besides the title and its re-seeded copy.  Idempotent.  (The stand-in captioners are built with the other stand-ins:
     ``python -m iconicity_utils demo --config <config>``.)"""
     out: dict[str, Any] = {"wordnet": None}
-    if variant_names(cfg) != [BASE_VARIANT]:
+    if set(variant_names(cfg)) - {BASE_VARIANT, RESEED_VARIANT} or cfg.perturbation.controls:
         loc = setup_wordnet(cfg, archive=archive)
         out["wordnet"] = loc
         log(f"WordNet ready: {loc.describe()}")

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.core.constants import BASE_VARIANT
+from iconicity_utils.core.constants import BASE_VARIANT, RESEED_VARIANT
 from iconicity_utils.core.io import read_table, with_standin_label, write_table
+from iconicity_utils.perturb.controls import control_prompts
 from iconicity_utils.perturb.distance import add_text_distance
 from iconicity_utils.perturb.leaks import find_leaks, leak_words
 from iconicity_utils.perturb.literal import literal_rows, read_literal_csv
@@ -43,7 +44,8 @@ PROMPTS_TABLE = "prompts.parquet"
 #: the prompts table's columns, in order
 PROMPT_COLUMNS = [
     "slug", "kind", "title", "variant", "prompt", "status", "source", "method", "reason", "leak",
-    "leak_words", "in_comparison", "standin", "text_encoder", "text_cosine", "text_distance",
+    "leak_words", "named", "named_words", "in_comparison", "standin", "text_encoder", "text_cosine",
+    "text_distance",
 ]  # fmt: skip
 
 
@@ -117,6 +119,8 @@ def _title_and_synonym_rows(
             {"slug": r.slug, "variant": BASE_VARIANT, "prompt": r.label_clean, "source": "title (label_clean)",
              "method": "the bare title", "reason": ""}
         )  # fmt: skip
+        if RESEED_VARIANT in p.variants:  # the noise floor: the title's prompt, new seeds (noise_floor.py)
+            rows.append({**rows[-1], "variant": RESEED_VARIANT, "method": "the bare title with new seeds"})
         if "synonym" in p.variants:
             made = synonym_variants(
                 r.label_clean, wn, n=p.n_synonyms, proper_names=p.proper_names, creator=r.creator,
@@ -137,11 +141,11 @@ def _leaks(cfg: StudyConfig, df: pd.DataFrame, base: dict[str, Any], wn) -> list
     p = cfg.perturbation
     leaks = []
     for row in df.itertuples(index=False):
-        if row.variant == BASE_VARIANT or row.status != "ok":
+        if row.variant in (BASE_VARIANT, RESEED_VARIANT) or row.status != "ok":
             leaks.append([])
             continue
         words = leak_words(row.title, base[row.slug].creator, mode=p.leak_words, max_zipf=p.leak_max_zipf)
-        leaks.append(find_leaks(row.prompt, words, wn))
+        leaks.append(find_leaks(row.prompt, words, wn, match=p.leak_match, max_zipf=p.leak_max_zipf))
     return leaks
 
 
@@ -191,7 +195,7 @@ def build_prompts(
     base = {r.slug: r for r in refs.itertuples(index=False)}
     rows = _title_and_synonym_rows(cfg, refs, names, wn)
     if "literal" in p.variants:
-        rows += [{**row, "variant": "literal"} for row in literal_rows(cfg, refs, everything["slug"])]
+        rows += [{**row, "variant": "literal"} for row in literal_rows(cfg, refs, everything["slug"], wn)]
     df = pd.DataFrame(rows)
     df["kind"] = [base[s].kind for s in df["slug"]]
     df["title"] = [base[s].label_clean for s in df["slug"]]
@@ -200,8 +204,15 @@ def build_prompts(
     leaks = _leaks(cfg, df, base, wn)
     df["leak_words"] = leaks
     df["leak"] = [bool(w) for w in leaks]
-    df["in_comparison"] = (df["status"] == "ok") & ~(df["leak"] & p.exclude_leaks)
+    # the named-someone check is made on literal rows only (literal.py); the others name no one by it
+    df["named_words"] = [w if isinstance(w, list) else [] for w in df.get("named_words", [None] * len(df))]
+    df["named"] = [bool(w) for w in df["named_words"]]
+    df["in_comparison"] = (
+        (df["status"] == "ok") & ~(df["leak"] & p.exclude_leaks) & ~(df["named"] & p.exclude_named)
+    )
     df = _in_table_order(df, names, base)
+    if p.controls:  # the matched-controls arm (controls.py): their own slugs, after the iconic rows
+        df = pd.concat([df, control_prompts(cfg, refs["slug"], wn, everything["slug"])], ignore_index=True)
     df = add_text_distance(cfg, df) if text_distance else df.assign(text_encoder=None, text_cosine=np.nan)
     df["text_distance"] = 1.0 - df["text_cosine"]
     df = df[PROMPT_COLUMNS].reset_index(drop=True)

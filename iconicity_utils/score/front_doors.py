@@ -63,6 +63,24 @@ def study_config(config):
     return config if hasattr(config, "thresholds") else load_config(config)
 
 
+def _control_kinds(cfg, kinds: dict[str, str]) -> dict[str, str]:
+    """The kinds of stage 01's matched controls (``cfg.controls_table``, when it exists): stage 05's
+    ``control-literal`` images are scored against the controls' own references."""
+    if not cfg.controls_table.exists():
+        return {}
+    table = read_table(cfg.controls_table)
+    for col in ("slug", "kind"):
+        if col not in table.columns:
+            raise ScoringInputError(f"{cfg.controls_table}: controls table lacks column {col!r}")
+    out = dict(zip(table["slug"], table["kind"], strict=True))
+    clash = sorted(s for s in set(out) & set(kinds) if out[s] != kinds[s])
+    if clash:
+        raise ScoringInputError(
+            f"{cfg.controls_table}: slugs {clash[:5]} have another kind in {cfg.references_table}"
+        )
+    return out
+
+
 def _study_work(cfg, variants: Sequence[str] | None):
     """The study's work table (first ``k_gen`` images per group) and its references."""
     manifest = read_table(cfg.generations_manifest)
@@ -74,6 +92,7 @@ def _study_work(cfg, variants: Sequence[str] | None):
         if col not in refs_table.columns:
             raise ScoringInputError(f"{cfg.references_table}: references table lacks column {col!r}")
     kinds = dict(zip(refs_table["slug"], refs_table["kind"], strict=True))
+    kinds.update(_control_kinds(cfg, kinds))
     work = manifest[manifest["model"].isin(cfg.models)].copy()
     if variants is not None:
         work = work[work["variant"].isin(list(variants))]
@@ -86,6 +105,7 @@ def _study_work(cfg, variants: Sequence[str] | None):
     if unknown:
         raise ScoringInputError(
             f"{cfg.generations_manifest}: slugs {unknown[:10]} are not in the references table {cfg.references_table}"
+            " (nor in the controls table)"
         )
     work = work.sort_values(["model", "variant", "slug", "index"], kind="stable")
     work = work.groupby(["model", "variant", "slug"], sort=False).head(cfg.realization.k_gen).copy()
