@@ -37,6 +37,13 @@ REFERENCES = [
     ("olympia_q1415219", "Q1415219", "dynamic", "Olympia", 40, None, 2),
 ]
 MODELS = ["tiny-sd-a", "tiny-sd-b"]
+#: stage 01's ``aliases`` (English altLabels and P1476 titles, without the label)
+ALIASES = {
+    "mona_lisa": ["La Gioconda", "La Joconde"],
+    "impression_sunrise": ["Impression, soleil levant"],
+    "face_off": ["Face Off"],
+    "psycho": ["Psycho (1960 film)"],
+}
 
 
 def study_config(folder: Path, name: str = "c06", **correlates):
@@ -70,6 +77,7 @@ def references_frame() -> pd.DataFrame:
     df["label_clean"] = df["label"]
     df["year"] = df["year"].astype("Int64")
     df["label_homonyms"] = df["label_homonyms"].astype("Int64")
+    df["aliases"] = [ALIASES.get(s, []) for s in df["slug"]]
     return df
 
 
@@ -130,10 +138,14 @@ def write_shards(folder: Path, shards: list[list[str | None]], column: str = "TE
 QUOTES = {"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"'}
 
 
-def slow_normalise(text: str | None) -> str:
+def slow_normalise(text: str | None, mode: str = "exact") -> str:
     text = unicodedata.normalize("NFKC", text or "").lower()
     for src, dst in QUOTES.items():
         text = text.replace(src, dst)
+    if mode == "punctuation":  # every character that is not a letter, digit, mark or _ is a space
+        text = "".join(
+            ch if ch.isalnum() or ch == "_" or unicodedata.category(ch)[0] == "M" else " " for ch in text
+        )
     return " ".join(text.split())
 
 

@@ -114,3 +114,50 @@ def test_zipf_over_content_words():
     assert covariates.zipf_stats("The Son of Man", words="all")[0] == pytest.approx(6.5575)
     assert covariates.zipf_stats("Her", words="content") == (6.30, 6.30, 1)  # only function words: all
     assert covariates.zipf_phrase("The Son of Man") == 5.17 and np.isnan(covariates.zipf_phrase("..."))
+
+
+def test_every_fit_is_repeated_per_count_mode(tmp_path):
+    import statsmodels.api as sm
+
+    cfg = study_config(tmp_path, glm={"predictors": PREDS, "per_kind": False, "collinearity": "report"})
+    data = overdispersed_data()
+    rng = np.random.default_rng(2)
+    data["caption_count_aliases_log10"] = data["caption_count_log10"] + rng.normal(0, 0.5, len(data))
+    data["caption_count_title_context_log10"] = np.nan  # a mode the data lack: no fits
+    table = cglm.glm_table(cfg, data)
+    assert set(table["count_mode"]) == {"title", "aliases"}
+    part = data[data.model == "m2"]
+    aliases = ["caption_count_aliases_log10", "sitelinks_log10", "year"]
+    y, X = design(part, aliases, [("kind_static", part["kind"] == "static")])
+    want = sm.GLM(y, X, family=sm.families.Binomial()).fit()
+    got = table[
+        (table.fit == "per_model") & (table.model == "m2") & (table.count_mode == "aliases")
+    ].set_index("term")
+    assert np.allclose(got["coef"], want.params[got.index])
+    assert "caption_count_log10" not in got.index
+    title = table[(table.fit == "per_model") & (table.model == "m2") & (table.count_mode == "title")]
+    assert "caption_count_log10" in set(title["term"]) and not np.allclose(title["coef"], got["coef"])
+    off = study_config(tmp_path, "c06off", glm={"predictors": PREDS, "per_count_mode": False})
+    assert set(cglm.glm_table(off, data)["count_mode"]) == {"title"}
+
+
+def test_the_spearman_table_names_the_count_mode_and_the_family(tmp_path):
+    from scipy import stats as sps
+
+    from iconicity_utils.correlates.stats import spearman_table
+
+    cfg = study_config(tmp_path)
+    data = overdispersed_data()
+    data["cra"] = data["n_recognised"] / data["n_images"]
+    data["crt"] = data["cra"] * 0.5
+    data["vr_all"] = data["cra"]
+    data["caption_count_aliases"] = data["caption_count_log10"] ** 2 + np.arange(len(data)) % 3
+    data["caption_count"] = data["caption_count_log10"]
+    table = spearman_table(cfg, data, ["caption_count", "caption_count_aliases", "sitelinks_log10"])
+    modes = dict(zip(table["feature"], table["count_mode"], strict=False))
+    assert modes == {"caption_count": "title", "caption_count_aliases": "aliases", "sitelinks_log10": ""}
+    row = table[(table.outcome == "cra") & (table.model == "m1") & (table.kind == "all")
+                & (table.feature == "caption_count_aliases")].iloc[0]  # fmt: skip
+    part = data[data.model == "m1"]
+    assert row["rho"] == pytest.approx(sps.spearmanr(part["caption_count_aliases"], part["cra"])[0])
+    assert set(table["bh_family_size"]) == {int((table.outcome == "cra").sum())}  # bh_family: outcome

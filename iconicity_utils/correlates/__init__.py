@@ -12,7 +12,9 @@ Front doors: :func:`run` (counts, covariates, Spearman and GLM tables, all writt
 - :mod:`~iconicity_utils.correlates.glm`: the binomial GLM with quasi-binomial and clustered errors,
   per kind, with popularity combined, separation named;
 - :mod:`~iconicity_utils.correlates.sensitivity`: ρ per count mode, with ambiguous titles left
-  out; the caption samples;
+  out; the caption samples; the title count under both normalisations;
+- :mod:`~iconicity_utils.correlates.aliases`: stage 01's aliases of each work, and which count
+  only with evidence (the ``aliases`` count mode);
 - :mod:`~iconicity_utils.correlates.figures`: the figures of notebook 06;
 - the caption count: :mod:`~iconicity_utils.correlates.normalise` (titles and captions normalised
   by Arrow kernels), :mod:`~iconicity_utils.correlates.matcher` (titles as patterns, the
@@ -33,7 +35,11 @@ from iconicity_utils.correlates.figures import (
 )
 from iconicity_utils.correlates.front_door import CorrelatesResult, run
 from iconicity_utils.correlates.scan import count_captions, read_counts
-from iconicity_utils.correlates.sensitivity import caption_samples, mode_sensitivity
+from iconicity_utils.correlates.sensitivity import (
+    caption_samples,
+    mode_sensitivity,
+    normalisation_sensitivity,
+)
 
 __all__ = [
     "run",
@@ -43,6 +49,7 @@ __all__ = [
     "read_counts",
     "compare_expected",
     "mode_sensitivity",
+    "normalisation_sensitivity",
     "caption_samples",
     "column_provenance",
     "plot_rho_heatmap",

@@ -37,8 +37,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iconicity_utils.correlates.matcher import MATCHERS, Matcher, TitlePatterns, build_patterns, make_matcher
-from iconicity_utils.correlates.modes import CountSpec, bottom_k, mode_counts, sample_keys
-from iconicity_utils.correlates.normalise import as_text, irregular_rows, normalise_array, text_buffers
+from iconicity_utils.correlates.modes import MODE_ARRAY, CountSpec, bottom_k, mode_counts, sample_keys
+from iconicity_utils.correlates.normalise import (
+    as_text,
+    fold_punctuation,
+    irregular_rows,
+    normalise_array,
+    text_buffers,
+)
 
 __all__ = ["BatchCounts", "count_batch", "count_table", "count_modes"]
 
@@ -138,7 +144,8 @@ class BatchCounts:
     slow_rows: int = 0
     raw_matches: int = 0
     #: with a :class:`~iconicity_utils.correlates.modes.CountSpec`: per reference, captions with
-    #: the title and the creator, with the title and context, with the title and neither
+    #: the title and the creator, with the title and context, with the title and neither, with
+    #: the title or an alias (:data:`~iconicity_utils.correlates.modes.MODE_ARRAY`)
     modes: np.ndarray | None = None
     #: ``(reference, key, caption)``: the bottom-k sample of matched captions
     samples: list = field(default_factory=list)
@@ -146,7 +153,7 @@ class BatchCounts:
 
     @classmethod
     def zeros(cls, n_patterns: int, spec: CountSpec | None = None) -> BatchCounts:
-        modes = np.zeros((spec.n_refs, 3), np.int64) if spec is not None else None
+        modes = np.zeros((spec.n_refs, len(MODE_ARRAY)), np.int64) if spec is not None else None
         k = spec.sample_k if spec is not None else 0
         return cls(np.zeros(n_patterns, np.int64), np.zeros(n_patterns, np.int64), modes=modes, sample_k=k)
 
@@ -168,7 +175,7 @@ class BatchCounts:
 def _irregular_hits(arr, irregular: np.ndarray, patterns: TitlePatterns, matcher: Matcher):
     """The hits of the irregular captions, normalised in full: ``(captions, patterns, exact, raw matches)``."""
     rows = np.flatnonzero(irregular)
-    sub_off, sub = text_buffers(normalise_array(arr.filter(pa.array(irregular))))
+    sub_off, sub = text_buffers(normalise_array(arr.filter(pa.array(irregular)), patterns.normalise))
     pid, start = matcher.find(sub, sub_off)
     caps, pids, exact = _hits(pid, start, sub_off, sub, patterns)
     return rows[caps], pids, exact, int(pid.size)
@@ -211,7 +218,10 @@ def count_batch(arr, patterns: TitlePatterns, matcher: Matcher, spec: CountSpec 
     out = BatchCounts.zeros(n_pat, spec)
     out.rows, out.bytes = len(arr), int(raw.size)
     out.nonempty = int(np.count_nonzero(np.diff(offsets)))
-    lower_off, lower = text_buffers(pc.ascii_lower(arr))  # same lengths: only A-Z change
+    lowered = pc.ascii_lower(arr)  # same lengths: only A-Z change
+    if patterns.normalise == "punctuation":  # regular captions stay regular: ASCII, single spaces
+        lowered = fold_punctuation(lowered)
+    lower_off, lower = text_buffers(lowered)
     pid, start = matcher.find_regular(lower_off, lower)
     out.raw_matches = int(pid.size)
     caps, pids, exact = _hits(pid, start, lower_off, lower, patterns, skip_rows=irregular)
@@ -236,12 +246,18 @@ def count_batch(arr, patterns: TitlePatterns, matcher: Matcher, spec: CountSpec 
     return out
 
 
-def count_table(captions, titles: Sequence[str], matcher: str = MATCHERS[0], batch_rows: int = 65536):
+def count_table(
+    captions,
+    titles: Sequence[str],
+    matcher: str = MATCHERS[0],
+    batch_rows: int = 65536,
+    normalise: str = "exact",
+):
     """Count ``titles`` in an in-memory list / Arrow array of captions: ``(caption counts, exact counts)``.
 
     A convenience for small data and tests; corpora on disk go through
     :func:`~iconicity_utils.correlates.scan.count_captions`.  Both lists are per title, in the
-    order given (equal normalised titles get equal counts).
+    order given (equal normalised titles get equal counts); ``normalise`` is the normalisation mode.
     """
     arr = (
         captions
@@ -249,7 +265,7 @@ def count_table(captions, titles: Sequence[str], matcher: str = MATCHERS[0], bat
         else pa.array(list(captions), pa.string())
     )
     arr = as_text(arr)
-    pats = build_patterns(titles)
+    pats = build_patterns(titles, normalise)
     m = make_matcher(pats, matcher)
     total = BatchCounts.zeros(len(pats))
     for start in range(0, len(arr), batch_rows):

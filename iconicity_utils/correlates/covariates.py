@@ -51,7 +51,7 @@ from iconicity_utils.collect import sparql
 from iconicity_utils.collect.parse import parse_homonyms
 from iconicity_utils.collect.queries import VALUES_CHUNK, homonyms_query
 from iconicity_utils.collect.querying import open_endpoint
-from iconicity_utils.config.sections import CORRELATE_FEATURES
+from iconicity_utils.config.analysis import CORRELATE_FEATURES
 from iconicity_utils.core.io import package_versions, read_table, utc_now, write_table
 from iconicity_utils.correlates.corpus import prepare_corpus
 from iconicity_utils.correlates.modes import COUNT_MODES
@@ -90,6 +90,8 @@ COVARIATE_LABELS = {
     "caption_count_title_creator_log10": "log10(1 + captions with the title and the creator's surname)",
     "caption_count_title_context": "captions with the title and a kind word or the year",
     "caption_count_title_context_log10": "log10(1 + captions with the title and a kind word or the year)",
+    "caption_count_aliases": "captions with the title or another name of the work",
+    "caption_count_aliases_log10": "log10(1 + captions with the title or another name of the work)",
     "caption_ambiguity": "share of the title's captions with neither creator nor context",
     "zipf_mean": "mean Zipf frequency of the title's (content) words",
     "zipf_min": "minimum Zipf frequency of the title's words",

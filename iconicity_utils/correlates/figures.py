@@ -103,14 +103,17 @@ def plot_outcome_vs_feature(data, feature: str, outcome: str = "cra"):
     return fig
 
 
-def plot_glm_coefficients(glm, terms: Sequence[str] | None = None):
+def plot_glm_coefficients(glm, terms: Sequence[str] | None = None, count_mode: str = "title"):
     """Standardised GLM coefficients with their CIs, one row per predictor and one colour per fit.
 
-    Shows the ``per_model`` and ``pooled`` fits (the others: the table); the title names their errors.
+    Shows the ``per_model`` and ``pooled`` fits of one count mode (the others: the table); the
+    title names their errors and the count mode.
     """
     plt = _plt()
     if "fit" in glm.columns:
         glm = glm[glm["fit"].isin(["per_model", "pooled"])]
+    if "count_mode" in glm.columns:
+        glm = glm[glm["count_mode"].isin([count_mode, ""])]
     errors = (
         ", ".join(str(e) for e in dict.fromkeys(glm["errors"]) if isinstance(e, str))
         if "errors" in glm
@@ -139,7 +142,8 @@ def plot_glm_coefficients(glm, terms: Sequence[str] | None = None):
     ax.invert_yaxis()
     ax.set(
         xlabel="log-odds per SD of the predictor (kind_static: static vs dynamic); Wald CI",
-        title="Binomial GLM of recognised images out of n" + (f" (errors: {errors})" if errors else ""),
+        title="Binomial GLM of recognised images out of n"
+        + (f" (errors: {errors}; count mode {count_mode})" if errors else ""),
     )
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7, loc="best")

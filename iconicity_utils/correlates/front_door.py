@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iconicity_utils.config.sections import CORRELATE_OUTCOMES
+from iconicity_utils.config.analysis import CORRELATE_OUTCOMES
 from iconicity_utils.core.io import read_table, write_table
 from iconicity_utils.correlates.covariates import (
     FrequencyCounts,

@@ -15,7 +15,8 @@ of ``n_images`` with standardised predictors (z-scores over the rows of the fit)
 Errors (column ``errors``): ``quasi`` scales the binomial variance by Pearson χ² / residual df
 (overdispersion: references differ by more than binomial noise); ``cluster`` is the sandwich
 clustered by reference (the pooled fit repeats each reference once per model); ``model`` is the
-plain binomial (scale 1).  ``dispersion`` (Pearson χ² / df) is reported for every fit.  Separation
+plain binomial (scale 1).  With ``correlates.glm.per_count_mode`` every fit is repeated once per
+count mode (column ``count_mode``), ``caption_count_log10`` replaced by that mode's count.  ``dispersion`` (Pearson χ² / df) is reported for every fit.  Separation
 (fitted probabilities of 0 or 1: coefficients that run off) is detected and named in
 ``separation`` and ``note``; no Firth correction is made.  Every row has the variance inflation
 factor of its term.  A fit that cannot be made says why in ``note``.
@@ -35,6 +36,7 @@ __all__ = [
     "GLM_COLUMNS",
     "ERROR_LABELS",
     "POPULARITY_TERM",
+    "TITLE_COUNT",
     "vif",
     "ordered_models",
     "glm_fit",
@@ -50,11 +52,13 @@ ERROR_LABELS = {
 }
 #: the term that replaces the popularity predictors in the ``combined_*`` fits
 POPULARITY_TERM = "popularity"
+#: the caption-count predictor of the ``title`` mode; each other count mode's fits replace it
+TITLE_COUNT = "caption_count_log10"
 #: fitted probabilities this close to 0 or 1, where the data are all-or-none, mean separation
 _SEPARATION_EPS = 1e-6
 
 GLM_COLUMNS = [
-    "fit", "model", "kind", "variant", "term", "coef", "se", "z", "p", "ci_low", "ci_high", "errors",
+    "fit", "count_mode", "model", "kind", "variant", "term", "coef", "se", "z", "p", "ci_low", "ci_high", "errors",
     "dispersion", "separation", "vif", "predictor_mean", "predictor_sd", "n_refs", "n_rows", "n_images",
     "n_recognised", "converged", "ci_level", "note",
 ]  # fmt: skip
@@ -240,7 +244,7 @@ def glm_fit(
         return _fitted_rows(res, design, base, means, sds, notes + caught, level)
 
 
-def _fits(cfg, data, combine: Sequence[str], prefix: str) -> list[dict[str, Any]]:
+def _fits(cfg, data, combine: Sequence[str], prefix: str, predictors: Sequence[str]) -> list[dict[str, Any]]:
     """The per-model, per-kind and pooled fits of one specification (``prefix`` names the fit)."""
     g = cfg.correlates.glm
     models = ordered_models(data["model"], cfg.models)
@@ -249,15 +253,15 @@ def _fits(cfg, data, combine: Sequence[str], prefix: str) -> list[dict[str, Any]
     for model in models:
         part = data[data["model"] == model]
         dummies = {k: v.loc[part.index] for k, v in kind.items()}
-        for r in glm_fit(part, g.predictors, dummies, g.ci_level, g.errors, combine):
+        for r in glm_fit(part, predictors, dummies, g.ci_level, g.errors, combine):
             rows.append({"fit": f"{prefix}per_model", "model": model, "kind": "all", **r})
         for k in ("static", "dynamic") if g.per_kind and not prefix else ():
             sub = part[part["kind"] == k]
-            for r in glm_fit(sub, g.predictors, {}, g.ci_level, g.errors, combine) if len(sub) else ():
+            for r in glm_fit(sub, predictors, {}, g.ci_level, g.errors, combine) if len(sub) else ():
                 rows.append({"fit": "per_kind", "model": model, "kind": k, **r})
     if len(models) > 1:
         dummies = {f"model_{m}": (data["model"] == m).astype(int) for m in models[1:]}
-        for r in glm_fit(data, g.predictors, {**kind, **dummies}, g.ci_level, g.pooled_errors, combine):
+        for r in glm_fit(data, predictors, {**kind, **dummies}, g.ci_level, g.pooled_errors, combine):
             rows.append({"fit": f"{prefix}pooled", "model": "pooled", "kind": "all", **r})
     return rows
 
@@ -266,6 +270,28 @@ def ordered_models(values, preferred: Sequence[str]) -> list[str]:
     """The distinct ``values``, those of ``preferred`` first in its order, then the others sorted."""
     present = list(dict.fromkeys(values))
     return [m for m in preferred if m in present] + sorted(m for m in present if m not in preferred)
+
+
+def _count_mode_predictors(cfg, data) -> dict[str, list[str]]:
+    """The predictors of each count mode's fits: ``caption_count_log10`` (the ``title`` mode) replaced
+    by ``caption_count_<mode>_log10`` for every other mode the data have (``glm.per_count_mode``).
+    Without ``caption_count_log10`` among the predictors there is one set, of no count mode (``""``)."""
+    g = cfg.correlates.glm
+    base = list(g.predictors)
+    if TITLE_COUNT not in base:
+        return {"": base}
+    out = {"title": base}
+    for mode in cfg.correlates.frequency.count_modes if g.per_count_mode else ():
+        column = f"caption_count_{mode}_log10"
+        if mode != "title" and column in data.columns and not data[column].isna().all():
+            out[mode] = [column if p == TITLE_COUNT else p for p in base]
+    return out
+
+
+def _swapped(names: Sequence[str], predictors: Sequence[str], base: Sequence[str]) -> list[str]:
+    """``names`` with the base count predictor replaced as in ``predictors``."""
+    new = [p for p in predictors if p not in base]
+    return [new[0] if n == TITLE_COUNT and new else n for n in names]
 
 
 def glm_table(cfg, data):
@@ -279,10 +305,13 @@ def glm_table(cfg, data):
     missing predictor are left out, and ``note`` says how many.
     """
     g = cfg.correlates.glm
-    rows = _fits(cfg, data, (), "")
-    present = [p for p in g.popularity if p in g.predictors]
-    if g.collinearity == "combine" and len(present) >= 2:
-        rows += _fits(cfg, data, present, "combined_")
+    rows = []
+    for mode, predictors in _count_mode_predictors(cfg, data).items():
+        fits = _fits(cfg, data, (), "", predictors)
+        present = [p for p in _swapped(g.popularity, predictors, g.predictors) if p in predictors]
+        if g.collinearity == "combine" and len(present) >= 2:
+            fits += _fits(cfg, data, present, "combined_", predictors)
+        rows += [{**r, "count_mode": mode} for r in fits]
     table = pd.DataFrame(rows)
     if "separation" in table.columns:
         table["separation"] = table["separation"].astype("boolean")

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iconicity_utils.correlates.normalise import NORMALISATION, normalise_texts
+from iconicity_utils.correlates.normalise import normalisation_name, normalise_texts
 
 __all__ = [
     "MATCHERS",
@@ -69,19 +69,22 @@ class TitlePatterns:
     byte_lengths: np.ndarray = field(repr=False)
     starts_word: np.ndarray = field(repr=False)
     ends_word: np.ndarray = field(repr=False)
+    #: the normalisation mode (:data:`~iconicity_utils.correlates.normalise.NORMALISE_MODES`)
+    normalise: str = "exact"
 
     def __len__(self) -> int:
         return len(self.patterns)
 
     def fingerprint(self, column: str) -> str:
-        """sha256 of the patterns, the caption column and :data:`NORMALISATION`."""
-        blob = json.dumps({"patterns": list(self.patterns), "column": column, "normalisation": NORMALISATION})
+        """sha256 of the patterns, the caption column and the normalisation's name."""
+        name = normalisation_name(self.normalise)
+        blob = json.dumps({"patterns": list(self.patterns), "column": column, "normalisation": name})
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def build_patterns(titles: Sequence[str]) -> TitlePatterns:
-    """Normalise ``titles`` (one per reference) and turn the distinct ones into patterns."""
-    normalised = tuple(normalise_texts(list(titles)))
+def build_patterns(titles: Sequence[str], normalise: str = "exact") -> TitlePatterns:
+    """Normalise ``titles`` (one per reference; ``normalise``: the mode) and turn the distinct ones into patterns."""
+    normalised = tuple(normalise_texts(list(titles), normalise))
     patterns = tuple(sorted({t for t in normalised if t}))
     where = {p: i for i, p in enumerate(patterns)}
     encoded = tuple(p.encode("utf-8") for p in patterns)
@@ -94,6 +97,7 @@ def build_patterns(titles: Sequence[str]) -> TitlePatterns:
         byte_lengths=np.array([len(e) for e in encoded], dtype=np.int64),
         starts_word=np.array([_is_word_char(p[0]) for p in patterns], dtype=bool),
         ends_word=np.array([_is_word_char(p[-1]) for p in patterns], dtype=bool),
+        normalise=normalise,
     )
 
 

@@ -7,6 +7,14 @@ A title such as *Up*, *It* or *Olympia* occurs in many captions about something 
   ``creator``; every creator of a work, *Wachowski* for *The Matrix*);
 - ``title_context``: a kind word (:data:`KIND_WORDS`) or the work's year;
 
+- ``aliases``: the captions that hold the title **or** one of the work's other names (stage 01's
+  ``aliases``: English ``skos:altLabel`` and the P1476 title, "La Gioconda", "七人の侍"), each
+  caption once whichever names it holds.  An alias that is a common phrase would flood the count
+  like a short title does; an alias marked *weak* (:mod:`~iconicity_utils.correlates.aliases`
+  decides: by default one whose wordfreq Zipf frequency is at least 4, e.g. "Face Off") counts
+  only in a caption that also holds the creator's surname or a context word (the evidence of
+  ``title_creator`` and ``title_context``);
+
 and ``ambiguous``, the captions with neither, whose share of the ``title`` count is the title's
 ``caption_ambiguity``.  Evidence words are matched like titles (normalised, at word boundaries)
 by the same automaton in the same pass (:class:`CountSpec`).  A bottom-k sample of the matched
@@ -21,11 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from iconicity_utils.correlates.matcher import TitlePatterns, build_patterns
+from iconicity_utils.correlates.normalise import normalise_texts
 
 __all__ = [
     "KIND_WORDS",
@@ -34,6 +43,7 @@ __all__ = [
     "CountSpec",
     "build_spec",
     "ref_hits",
+    "alias_hits",
     "mode_counts",
     "sample_keys",
     "bottom_k",
@@ -44,7 +54,9 @@ KIND_WORDS = (
     "painting", "print", "poster", "museum", "film", "movie", "dvd", "blu-ray", "scene", "still", "trailer",
 )  # fmt: skip
 #: the counts of the counts table, one column each (``caption_count`` is ``title``)
-COUNT_MODES = ("title", "title_creator", "title_context")
+COUNT_MODES = ("title", "title_creator", "title_context", "aliases")
+#: the columns of :func:`mode_counts`' per-reference array
+MODE_ARRAY = ("title_creator", "title_context", "ambiguous", "aliases")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -68,6 +80,9 @@ class CountSpec:
         year_pid: per reference, its year's id (-1: none).
         is_kind: per pattern, is it a kind word?
         sample_k: captions sampled per reference.
+        alias_pid: per alias (all references' aliases, flat), its id in ``patterns``.
+        alias_ref: per alias, its reference.
+        alias_weak: per alias, does it count only with evidence?
     """
 
     titles: TitlePatterns
@@ -79,6 +94,9 @@ class CountSpec:
     sample_k: int
     #: the arguments of :func:`build_spec` that made it (a worker process rebuilds it from them)
     source: tuple = ()
+    alias_pid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    alias_ref: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    alias_weak: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def n_refs(self) -> int:
@@ -92,13 +110,46 @@ class CountSpec:
                 "creator": self.creator_pid.tolist(),
                 "year": self.year_pid.tolist(),
                 "sample_k": self.sample_k,
+                "modes": list(MODE_ARRAY),
+                "aliases": [self.alias_pid.tolist(), self.alias_ref.tolist(), self.alias_weak.tolist()],
             }
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def build_spec(titles: Sequence[str], creators: Sequence, years: Sequence, sample_k: int = 5) -> CountSpec:
-    """The :class:`CountSpec` of the references (``creators``: stage 01's ``creator``; ``years``: ``year``)."""
+def _alias_entries(titles, aliases, weak, normalise: str) -> tuple[list[str], list[int], list[bool]]:
+    """Each reference's aliases, flat: ``(alias, reference, weak)``; those that normalise to the
+    reference's title or to an alias already kept are dropped, and so are empty ones."""
+    if aliases is None:
+        return [], [], []
+    flat = [(a, r, bool(w)) for r, (names, flags) in enumerate(zip(aliases, weak, strict=True))
+            for a, w in zip(names, flags, strict=True)]  # fmt: skip
+    norm_titles = normalise_texts(list(titles), normalise)
+    norm = normalise_texts([a for a, _r, _w in flat], normalise)
+    seen: set[tuple[int, str]] = set()
+    out: tuple[list[str], list[int], list[bool]] = ([], [], [])
+    for (a, r, w), n in zip(flat, norm, strict=True):
+        if n and n != norm_titles[r] and (r, n) not in seen:
+            seen.add((r, n))
+            for column, value in zip(out, (a, r, w), strict=True):
+                column.append(value)
+    return out
+
+
+def build_spec(
+    titles: Sequence[str],
+    creators: Sequence,
+    years: Sequence,
+    sample_k: int = 5,
+    aliases: Sequence[Sequence[str]] | None = None,
+    alias_weak: Sequence[Sequence[bool]] | None = None,
+    normalise: str = "exact",
+) -> CountSpec:
+    """The :class:`CountSpec` of the references (``creators``: stage 01's ``creator``; ``years``: ``year``).
+
+    ``aliases`` (per reference, its other names) and ``alias_weak`` (per alias: count it only with
+    evidence) make the ``aliases`` mode; None leaves it out.  ``normalise``: the normalisation mode.
+    """
     n = len(titles)
     names = [surnames(c) for c in creators]
     width = max([1, *(len(s) for s in names)])
@@ -106,19 +157,29 @@ def build_spec(titles: Sequence[str], creators: Sequence, years: Sequence, sampl
     years = tuple(None if y is None or y != y or str(y) in ("<NA>", "nan", "None") else int(y) for y in years)
     creators = tuple(c if isinstance(c, str) else None for c in creators)
     year_text = ["" if y is None else str(y) for y in years]
-    pats = build_patterns([*titles, *flat, *year_text, *KIND_WORDS])
+    if aliases is not None:
+        aliases = tuple(tuple(a) for a in aliases)
+        alias_weak = tuple(
+            tuple(bool(w) for w in ws) for ws in (alias_weak or [[False] * len(a) for a in aliases])
+        )
+    a_text, a_ref, a_weak = _alias_entries(titles, aliases, alias_weak, normalise)
+    pats = build_patterns([*titles, *flat, *year_text, *KIND_WORDS, *a_text], normalise)
     index = np.array(pats.index, dtype=np.int64)
     is_kind = np.zeros(len(pats), dtype=bool)
-    is_kind[index[n + n * width + n :]] = True
+    kinds = n + n * width + n
+    is_kind[index[kinds : kinds + len(KIND_WORDS)]] = True
     return CountSpec(
-        titles=build_patterns(titles),
+        titles=build_patterns(titles, normalise),
         patterns=pats,
         title_pid=index[:n],
         creator_pid=index[n : n + n * width].reshape(n, width),
-        year_pid=index[n + n * width : n + n * width + n],
+        year_pid=index[n + n * width : kinds],
         is_kind=is_kind,
         sample_k=sample_k,
-        source=(tuple(titles), tuple(creators), tuple(years), sample_k),
+        source=(tuple(titles), tuple(creators), tuple(years), sample_k, aliases, alias_weak, normalise),
+        alias_pid=index[kinds + len(KIND_WORDS) :],
+        alias_ref=np.array(a_ref, dtype=np.int64),
+        alias_weak=np.array(a_weak, dtype=bool),
     )
 
 
@@ -131,37 +192,66 @@ def _has(pairs: np.ndarray, caps: np.ndarray, pid: np.ndarray, n_pat: int) -> np
     return (pid >= 0) & (pairs[at] == keys)
 
 
+def _expand(caps: np.ndarray, pids: np.ndarray, entry_pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(caption, entry)`` for every hit ``(caps[i], pids[i])`` and every entry whose pattern it is."""
+    order = np.argsort(entry_pid, kind="stable")
+    sorted_pid = entry_pid[order]
+    lo = np.searchsorted(sorted_pid, pids, side="left")
+    reps = np.searchsorted(sorted_pid, pids, side="right") - lo
+    hit_caps = np.repeat(caps, reps)
+    first = np.repeat(lo - np.concatenate([[0], np.cumsum(reps)[:-1]]), reps)
+    return hit_caps, order[np.arange(hit_caps.size) + first]
+
+
 def ref_hits(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray]:
     """``(caption, reference)`` of every title hit, one per reference sharing the title."""
     n_pat = len(spec.patterns)
-    caps, pids = pairs // n_pat, pairs % n_pat
-    order = np.argsort(spec.title_pid, kind="stable")
-    sorted_pid = spec.title_pid[order]
-    lo = np.searchsorted(sorted_pid, pids, side="left")
-    hi = np.searchsorted(sorted_pid, pids, side="right")
-    reps = hi - lo
-    hit_caps = np.repeat(caps, reps)
-    first = np.repeat(lo - np.concatenate([[0], np.cumsum(reps)[:-1]]), reps)
-    refs = order[np.arange(hit_caps.size) + first]
-    return hit_caps, refs
+    return _expand(pairs // n_pat, pairs % n_pat, spec.title_pid)
 
 
-def mode_counts(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per reference: ``(counts, hit captions, hit references)``; ``counts[:, j]`` is title_creator,
-    title_context, ambiguous (neither) for j = 0, 1, 2.
-
-    ``pairs``: the batch's sorted unique ``caption * n_patterns + pattern`` hits.
-    """
+def _evidence(pairs: np.ndarray, caps: np.ndarray, refs: np.ndarray, spec: CountSpec):
+    """Per ``(caps[i], refs[i])``: does the caption hold a surname of the reference's creator, and
+    does it hold a kind word or the reference's year?"""
     n_pat = len(spec.patterns)
-    caps, refs = ref_hits(pairs, spec)
     kind_caps = np.unique(pairs[spec.is_kind[pairs % n_pat]] // n_pat)
     creator = np.zeros(caps.size, dtype=bool)
     for j in range(spec.creator_pid.shape[1]):
         creator |= _has(pairs, caps, spec.creator_pid[refs, j], n_pat)
     context = np.isin(caps, kind_caps) | _has(pairs, caps, spec.year_pid[refs], n_pat)
-    out = np.zeros((spec.n_refs, 3), dtype=np.int64)
+    return creator, context
+
+
+def alias_hits(pairs: np.ndarray, spec: CountSpec, caps: np.ndarray, refs: np.ndarray):
+    """``(caption, reference)`` once per caption holding the title (the hits ``caps``, ``refs``) or
+    an alias that counts there (a weak alias only with the creator or context evidence)."""
+    n_pat = len(spec.patterns)
+    a_caps, entries = _expand(pairs // n_pat, pairs % n_pat, spec.alias_pid)
+    a_refs = spec.alias_ref[entries]
+    weak = spec.alias_weak[entries]
+    if weak.any():
+        creator, context = _evidence(pairs, a_caps[weak], a_refs[weak], spec)
+        ok = ~weak
+        ok[weak] = creator | context
+        a_caps, a_refs = a_caps[ok], a_refs[ok]
+    n = max(spec.n_refs, 1)
+    keys = np.unique(np.concatenate([caps * n + refs, a_caps * n + a_refs]))
+    return keys // n, keys % n
+
+
+def mode_counts(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per reference: ``(counts, hit captions, hit references)``; ``counts[:, j]`` is title_creator,
+    title_context, ambiguous (neither), aliases (title or alias) for j = 0 .. 3 (:data:`MODE_ARRAY`).
+
+    ``pairs``: the batch's sorted unique ``caption * n_patterns + pattern`` hits; the hits
+    returned are the title's.
+    """
+    caps, refs = ref_hits(pairs, spec)
+    creator, context = _evidence(pairs, caps, refs, spec)
+    out = np.zeros((spec.n_refs, len(MODE_ARRAY)), dtype=np.int64)
     for j, flag in enumerate((creator, context, ~(creator | context))):
         out[:, j] = np.bincount(refs[flag], minlength=spec.n_refs)
+    _a_caps, a_refs = alias_hits(pairs, spec, caps, refs)
+    out[:, 3] = np.bincount(a_refs, minlength=spec.n_refs)
     return out, caps, refs
 
 

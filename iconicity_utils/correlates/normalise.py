@@ -6,6 +6,12 @@ ones (``‘ ’ ‚ ‛`` to ``'``, ``“ ” „ ‟`` to ``"``), every run of 
 ``str.isspace``) to one space, and the ends trimmed.  Punctuation stays: ``Face/Off`` does not
 match "face off".  Every step is a vectorised ``pyarrow.compute`` kernel over a whole batch.
 
+With ``correlates.frequency.normalise: punctuation`` (:data:`NORMALISE_MODES`) one step follows
+(:func:`fold_punctuation`): every run of characters that are neither letters, digits, combining
+marks nor ``_`` becomes one space, and the ends are trimmed again, so that "Face Off" counts for
+*Face/Off* and "Impression Sunrise" for *Impression, Sunrise* (WIMBD-style analysed text).  The
+name of the normalisation (:func:`normalisation_name`) is recorded with every count.
+
 A caption that is printable ASCII with single inner spaces only needs ``ascii_lower``
 (:func:`irregular_rows` finds the others with numpy over the batch's byte buffer);
 :func:`normalise_batch` takes the full path for the others only.
@@ -21,6 +27,9 @@ import pyarrow.compute as pc
 
 __all__ = [
     "NORMALISATION",
+    "NORMALISE_MODES",
+    "normalisation_name",
+    "fold_punctuation",
     "QUOTES",
     "as_text",
     "text_buffers",
@@ -32,6 +41,12 @@ __all__ = [
 
 #: the name of the normalisation, recorded with every count (change it when the rules change)
 NORMALISATION = "nfkc-lower-quotes-whitespace-trim/1"
+#: ``correlates.frequency.normalise``: ``exact`` keeps punctuation; ``punctuation`` turns it into spaces
+NORMALISE_MODES = ("exact", "punctuation")
+#: what ``punctuation`` adds to :data:`NORMALISATION`
+PUNCTUATION_STEP = "punctuation-to-space/1"
+#: a run of characters that are not ``\w`` (letters, digits, ``_``) nor combining marks (RE2)
+_NON_WORD_RUN = r"[^\pL\pN\pM_]+"
 
 #: curly quotes and their straight replacements
 QUOTES = {
@@ -54,6 +69,20 @@ _QUOTE_CLASSES = {
     straight: "[" + "".join(q for q, s in QUOTES.items() if s == straight) + "]"
     for straight in dict.fromkeys(QUOTES.values())
 }
+
+
+def normalisation_name(mode: str = "exact") -> str:
+    """The recorded name of a normalisation mode (:data:`NORMALISE_MODES`)."""
+    if mode not in NORMALISE_MODES:
+        raise ValueError(
+            f"unknown normalisation {mode!r} (correlates.frequency.normalise); expected one of {list(NORMALISE_MODES)}"
+        )
+    return NORMALISATION if mode == "exact" else f"{NORMALISATION}+{PUNCTUATION_STEP}"
+
+
+def fold_punctuation(arr):
+    """Every run of characters that are not letters, digits, marks or ``_`` to one space; ends trimmed."""
+    return pc.utf8_trim(pc.replace_substring_regex(arr, _NON_WORD_RUN, " "), " ").cast(pa.large_string())
 
 
 def as_text(arr):
@@ -97,24 +126,26 @@ def _nfkc(arr):
         return pc.utf8_normalize(pa.array(repaired, pa.large_string()), "NFKC")
 
 
-def normalise_array(arr):
+def normalise_array(arr, mode: str = "exact"):
     """The full normalisation of every string of an Arrow array: NFKC, lower case, quotes, spaces, trim.
 
     Titles and captions go through the same steps, so they are normalised identically.  Bytes that
-    are not valid UTF-8 are replaced by U+FFFD first.  Returns a ``large_string`` array.
+    are not valid UTF-8 are replaced by U+FFFD first.  ``mode="punctuation"`` also folds
+    punctuation (:func:`fold_punctuation`).  Returns a ``large_string`` array.
     """
+    normalisation_name(mode)  # a clear error for an unknown mode
     x = pc.utf8_lower(_nfkc(as_text(arr)))
     for straight, curly in _QUOTE_CLASSES.items():
         x = pc.replace_substring_regex(x, curly, straight)
     x = pc.utf8_trim(pc.replace_substring_regex(x, _SPACE_RUN, " "), " ")
-    return x.cast(pa.large_string())
+    return fold_punctuation(x) if mode == "punctuation" else x.cast(pa.large_string())
 
 
-def normalise_texts(texts: Sequence[str | None]) -> list[str]:
+def normalise_texts(texts: Sequence[str | None], mode: str = "exact") -> list[str]:
     """:func:`normalise_array` for a list of Python strings (None becomes ``""``)."""
     if not len(texts):
         return []
-    return normalise_array(pa.array(list(texts), pa.string())).to_pylist()
+    return normalise_array(pa.array(list(texts), pa.string()), mode).to_pylist()
 
 
 def irregular_rows(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
@@ -137,7 +168,7 @@ def irregular_rows(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     return mask
 
 
-def normalise_batch(arr):
+def normalise_batch(arr, mode: str = "exact"):
     """:func:`normalise_array` for a batch of captions, fast: ``(normalised array, rows on the full path)``.
 
     ``ascii_lower`` normalises a caption of printable ASCII with single inner spaces completely;
@@ -148,8 +179,10 @@ def normalise_batch(arr):
     arr = as_text(arr)
     mask = irregular_rows(*text_buffers(arr))
     lowered = pc.ascii_lower(arr).cast(pa.large_string())
+    if mode == "punctuation":
+        lowered = fold_punctuation(lowered)
     n_slow = int(mask.sum())
     if n_slow == 0:
         return lowered, 0
-    fixed = normalise_array(arr.filter(pa.array(mask)))
+    fixed = normalise_array(arr.filter(pa.array(mask)), mode)
     return pc.replace_with_mask(lowered, pa.array(mask), fixed), n_slow

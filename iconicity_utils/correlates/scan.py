@@ -19,8 +19,10 @@ Command line::
     python -m iconicity_utils captions --config configs/paper.yaml --status
 
 Output: ``<results>/caption_counts.parquet`` (:func:`counts_table_path`), one row per reference
-(``slug``, ``kind``, ``label_clean``, ``pattern``, ``caption_count``, ``exact_caption_count``), with
-the corpus, the shards, the rows scanned and the scan's time in its provenance.
+(``slug``, ``kind``, ``label_clean``, ``pattern``, ``caption_count``, ``exact_caption_count``, one
+``caption_count_<mode>`` per configured count mode, ``caption_ambiguity``, ``caption_samples`` and
+``normalisation``), with the corpus, the shards, the rows scanned, the normalisation, the count
+modes and the scan's time in its provenance.
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iconicity_utils.core.io import atomic_write_json, read_table, utc_now, write_table
+from iconicity_utils.correlates.aliases import reference_aliases
 from iconicity_utils.correlates.corpus import list_shards, select_shards
 from iconicity_utils.correlates.counting import BatchCounts, count_batch
 from iconicity_utils.correlates.matcher import TitlePatterns, make_matcher
-from iconicity_utils.correlates.modes import COUNT_MODES, KIND_WORDS, CountSpec, bottom_k, build_spec
-from iconicity_utils.correlates.normalise import NORMALISATION
+from iconicity_utils.correlates.modes import KIND_WORDS, MODE_ARRAY, CountSpec, bottom_k, build_spec
+from iconicity_utils.correlates.normalise import normalisation_name
 
 __all__ = [
     "IncompleteScan",
@@ -215,6 +218,7 @@ class _Assembler:
         self.partial = {s: BatchCounts.zeros(len(spec.patterns), spec) for s in pending}
         self.busy = {s: 0.0 for s in pending}
         self.cpu = {s: 0.0 for s in pending}
+        self.normalisation = normalisation_name(spec.titles.normalise)
 
     def add(self, path: str, _rg, counts: BatchCounts, secs: float, cpu: float) -> tuple[Path, dict] | None:
         """One finished piece; ``(shard, partial record)`` when it completes its shard, else None."""
@@ -227,7 +231,13 @@ class _Assembler:
             return None
         st = self.state
         record = _partial_record(
-            st.keys[s], st.identities[s], st.fingerprint, self.partial.pop(s), self.busy[s], self.cpu[s]
+            st.keys[s],
+            st.identities[s],
+            st.fingerprint,
+            self.partial.pop(s),
+            self.busy[s],
+            self.cpu[s],
+            self.normalisation,
         )
         atomic_write_json(st.paths[s], record)
         return s, record
@@ -286,14 +296,20 @@ def _in_pool(init: tuple, jobs: list, workers: int) -> Iterator[tuple]:
 
 
 def _partial_record(
-    key: str, identity: dict, fingerprint: str, counts: BatchCounts, seconds: float, cpu_seconds: float
+    key: str,
+    identity: dict,
+    fingerprint: str,
+    counts: BatchCounts,
+    seconds: float,
+    cpu_seconds: float,
+    normalisation: str,
 ) -> dict:
     hits = np.flatnonzero((counts.counts > 0) | (counts.exact > 0))
     return {
         "shard": key,
         **identity,
         "fingerprint": fingerprint,
-        "normalisation": NORMALISATION,
+        "normalisation": normalisation,
         "rows_scanned": counts.rows,
         "captions_nonempty": counts.nonempty,
         "bytes_normalised": counts.bytes,
@@ -304,7 +320,7 @@ def _partial_record(
         "finished_utc": utc_now(),
         # sparse: [pattern index, captions containing it, captions that are it]
         "counts": [[int(i), int(counts.counts[i]), int(counts.exact[i])] for i in hits],
-        # sparse: [reference, title and creator, title and context, title alone]
+        # sparse: [reference, title and creator, title and context, title alone, title or alias]
         "modes": [[int(r), *map(int, counts.modes[r])] for r in np.flatnonzero(counts.modes.any(axis=1))]
         if counts.modes is not None
         else [],
@@ -367,15 +383,26 @@ def _references_titles(cfg):
     for col in ("creator", "year"):
         if col not in refs.columns:
             refs[col] = None
-    return refs[["slug", "kind", "label_clean", "creator", "year"]].reset_index(drop=True)
+    keep = [
+        "slug",
+        "kind",
+        "label_clean",
+        "creator",
+        "year",
+        *(["aliases"] if "aliases" in refs.columns else []),
+    ]
+    return refs[keep].reset_index(drop=True)
 
 
 def count_spec(cfg, refs=None) -> CountSpec:
-    """The :class:`~iconicity_utils.correlates.modes.CountSpec` of the references (titles, creators, years)."""
+    """The :class:`~iconicity_utils.correlates.modes.CountSpec` of the references (titles, creators,
+    years; aliases when ``correlates.frequency.count_modes`` has ``aliases``; the normalisation)."""
+    f = cfg.correlates.frequency
     refs = refs if refs is not None else _references_titles(cfg)
     years = [None if pd.isna(y) else int(y) for y in refs["year"]]
     creators = [c if isinstance(c, str) else None for c in refs["creator"]]
-    return build_spec(list(refs["label_clean"]), creators, years, cfg.correlates.frequency.sample_k)
+    aliases, weak = reference_aliases(cfg, refs) if "aliases" in f.count_modes else (None, None)
+    return build_spec(list(refs["label_clean"]), creators, years, f.sample_k, aliases, weak, f.normalise)
 
 
 def count_captions(
@@ -428,7 +455,7 @@ def count_captions(
         provenance=_provenance(cfg, spec, state, folder), missing=state.missing,
     )  # fmt: skip
     if not result.missing:
-        result.counts = _merge(refs, spec, [state.done[s] for s in state.shards])
+        result.counts = _merge(refs, spec, [state.done[s] for s in state.shards], f.count_modes)
         result.provenance["last_run"] = {"shards_scanned": len(pending), "rows": rows_now,
                                          "wall_seconds": round(seconds, 3), "workers": workers}  # fmt: skip
         write_table(result.counts, counts_table_path(cfg), cfg, caption_counts=result.provenance)
@@ -441,12 +468,12 @@ def count_captions(
     return result
 
 
-def _merge(refs, spec: CountSpec, records: list[dict]):
+def _merge(refs, spec: CountSpec, records: list[dict], count_modes):
     """Sum partial counts into the counts table (one row per reference): every count mode, the samples."""
     n_pat = len(spec.patterns)
     counts = np.zeros(n_pat, np.int64)
     exact = np.zeros(n_pat, np.int64)
-    modes = np.zeros((spec.n_refs, 3), np.int64)
+    modes = np.zeros((spec.n_refs, len(MODE_ARRAY)), np.int64)
     samples = []
     for record in records:
         for i, c, e in record["counts"]:
@@ -461,16 +488,22 @@ def _merge(refs, spec: CountSpec, records: list[dict]):
     out["pattern"] = list(spec.titles.normalised)
     out["caption_count"] = pd.array(np.where(defined, counts[np.maximum(idx, 0)], 0), dtype="Int64")
     out["exact_caption_count"] = pd.array(np.where(defined, exact[np.maximum(idx, 0)], 0), dtype="Int64")
-    for j, mode in enumerate(COUNT_MODES[1:]):
-        out[f"caption_count_{mode}"] = pd.array(modes[:, j], dtype="Int64")
+    written = [m for m in count_modes if m != "title"]
+    for mode in written:
+        out[f"caption_count_{mode}"] = pd.array(modes[:, MODE_ARRAY.index(mode)], dtype="Int64")
     with np.errstate(invalid="ignore", divide="ignore"):
         out["caption_ambiguity"] = np.where(out["caption_count"].fillna(0).to_numpy() > 0,
                                             modes[:, 2] / out["caption_count"].fillna(0).to_numpy(), np.nan)  # fmt: skip
     chosen = bottom_k(samples, spec.sample_k)
     out["caption_samples"] = [[t for r2, _k, t in chosen if r2 == r] for r in range(spec.n_refs)]
-    cols = ["caption_count", "exact_caption_count", *(f"caption_count_{m}" for m in COUNT_MODES[1:])]
-    out.loc[~defined, cols] = pd.NA
+    cols = [
+        "caption_count",
+        "exact_caption_count",
+        *(f"caption_count_{m}" for m in written if m != "aliases"),
+    ]
+    out.loc[~defined, cols] = pd.NA  # an empty title: no count (its aliases may still have one)
     out.loc[~defined, "caption_ambiguity"] = np.nan
+    out["normalisation"] = normalisation_name(spec.titles.normalise)
     return out
 
 
@@ -489,12 +522,17 @@ def _provenance(cfg, spec: CountSpec, state: _Shards, folder: Path) -> dict[str,
         "scan_seconds": round(float(sum(r["seconds"] for r in records)), 3),
         "scan_finished_utc": max((r["finished_utc"] for r in records), default=None),
         "matcher": f.matcher,
-        "normalisation": NORMALISATION,
+        "normalisation": normalisation_name(spec.titles.normalise),
         "matching": "case-insensitive, word boundaries, captions counted once",
         "patterns": len(spec.titles),
-        "count_modes": list(COUNT_MODES),
+        "count_modes": list(f.count_modes),
         "evidence": "title_creator: a creator's surname; title_context: a kind word "
         f"({', '.join(KIND_WORDS)}) or the year; same caption, word boundaries, same normalisation",
+        "aliases": f"title or an alias, once per caption; alias_rule {f.alias_rule} (common: wordfreq Zipf "
+        f">= {f.alias_common_zipf:g}; a weak alias counts only with the creator's surname or context); "
+        f"{spec.alias_pid.size} aliases, {int(spec.alias_weak.sum())} weak"
+        if "aliases" in f.count_modes
+        else "not counted",
         "sample": f"bottom-{spec.sample_k} of a fixed 64-bit hash of the caption bytes per reference",
         "fingerprint": state.fingerprint,
         "partials": cfg.relative(folder),

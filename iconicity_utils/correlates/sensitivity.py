@@ -5,18 +5,25 @@
 with the ambiguous titles left out (``caption_ambiguity`` above a threshold: most of their
 captions carry neither the creator nor a context word).  :func:`caption_samples`: the matched
 captions sampled per reference, one row each, so that a reader can judge what was counted.
+:func:`normalisation_sensitivity`: the ``title`` count under both normalisations
+(``correlates.frequency.normalise``), over the corpus's first captions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from iconicity_utils.core.io import read_table
+from iconicity_utils.correlates.corpus import list_shards
+from iconicity_utils.correlates.counting import count_table
 from iconicity_utils.correlates.glm import ordered_models
 from iconicity_utils.correlates.modes import COUNT_MODES
 from iconicity_utils.correlates.stats import as_floats, spearman_ci
 
-__all__ = ["MODE_FEATURES", "mode_sensitivity", "caption_samples"]
+__all__ = ["MODE_FEATURES", "mode_sensitivity", "caption_samples", "normalisation_sensitivity"]
 
 #: the covariate column of each count mode
 MODE_FEATURES = {m: "caption_count" if m == "title" else f"caption_count_{m}" for m in COUNT_MODES}
@@ -71,3 +78,45 @@ def caption_samples(counts, slugs=None):
         part = part[part["slug"].isin(list(slugs))]
     out = part.explode("caption_samples").rename(columns={"caption_samples": "caption"})
     return out.dropna(subset=["caption"]).reset_index(drop=True)
+
+
+def _first_captions(cfg, limit: int):
+    """The caption column of the corpus's first ``limit`` rows (shard by shard), and the rows it has."""
+    column = cfg.correlates.frequency.caption_column
+    parts, total = [], 0
+    for path in list_shards(cfg):
+        pf = pq.ParquetFile(path)
+        total += pf.metadata.num_rows
+        have = sum(len(p) for p in parts)
+        if have < limit:
+            if column not in pf.schema_arrow.names:
+                raise KeyError(
+                    f"caption column {column!r} is not in {path} (correlates.frequency.caption_column)"
+                )
+            parts.append(pf.read(columns=[column]).column(0).slice(0, limit - have))
+    return pa.chunked_array(parts or [pa.array([], pa.string())]).combine_chunks(), total
+
+
+def normalisation_sensitivity(cfg, max_captions: int = 2_000_000):
+    """The ``title`` count of every reference with punctuation kept (``exact``) and turned into
+    spaces (``punctuation``), over the first ``max_captions`` captions of the corpus (all of a small one).
+
+    Returns one row per reference: ``slug``, ``label_clean``, ``caption_count_exact``,
+    ``caption_count_punctuation`` and ``ratio`` (punctuation / exact; NaN, with ``note``, when exact
+    is 0); ``attrs`` says how many captions were read of how many.
+    """
+    f = cfg.correlates.frequency
+    refs = read_table(cfg.references_table)
+    captions, total = _first_captions(cfg, max_captions)
+    titles = list(refs["label_clean"])
+    exact = np.array(count_table(captions, titles, f.matcher, f.batch_rows, "exact")[0], dtype=float)
+    punct = np.array(count_table(captions, titles, f.matcher, f.batch_rows, "punctuation")[0], dtype=float)
+    out = refs[["slug", "label_clean"]].copy()
+    out["caption_count_exact"] = exact.astype(int)
+    out["caption_count_punctuation"] = punct.astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ratio"] = np.where(exact > 0, punct / exact, np.nan)
+    out["note"] = np.where(exact > 0, "", "no caption holds the title exactly")
+    out.attrs["captions_read"] = len(captions)
+    out.attrs["captions_in_corpus"] = total
+    return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.config.sections import CORRELATE_OUTCOMES
+from iconicity_utils.config.analysis import CORRELATE_OUTCOMES
 from iconicity_utils.correlates.glm import GLM_TABLE, glm_table, ordered_models, vif
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "as_floats",
     "spearman_ci",
     "bh_adjust",
+    "count_mode_of",
     "spearman_table",
     "vif",
     "glm_table",
@@ -100,9 +101,19 @@ def bh_adjust(p) -> np.ndarray:
 
 
 SPEARMAN_COLUMNS = [
-    "outcome", "model", "variant", "kind", "feature", "n", "rho", "p", "p_bh", "ci_low", "ci_high",
-    "n_bootstrap", "seed", "ci_level", "bh_family", "note",
+    "outcome", "model", "variant", "kind", "feature", "count_mode", "n", "rho", "p", "p_bh", "ci_low", "ci_high",
+    "n_bootstrap", "seed", "ci_level", "bh_family", "bh_family_size", "note",
 ]  # fmt: skip
+
+
+def count_mode_of(feature: str) -> str:
+    """The count mode a covariate counts (``title``, ``title_creator``, ..., ``exact``), or ``""``."""
+    base = feature.removesuffix("_log10")
+    if base == "caption_count":
+        return "title"
+    if base == "exact_caption_count":
+        return "exact"
+    return base.removeprefix("caption_count_") if base.startswith("caption_count_") else ""
 
 
 def _undefined_note(x: np.ndarray, y: np.ndarray, n: int, outcome: str, feat: str) -> str:
@@ -126,7 +137,7 @@ def _spearman_rows(c, part, outcome: str, model: str, scope: str, feats: list[st
         rows.append(
             {
                 "outcome": outcome, "model": model, "variant": c.variant, "kind": scope, "feature": feat,
-                "n": n, "rho": rho, "p": p, "ci_low": lo, "ci_high": hi, "n_bootstrap": c.n_bootstrap,
+                "count_mode": count_mode_of(feat), "n": n, "rho": rho, "p": p, "ci_low": lo, "ci_high": hi, "n_bootstrap": c.n_bootstrap,
                 "seed": c.bootstrap_seed, "ci_level": c.ci_level, "bh_family": c.bh_family, "note": note,
             }
         )  # fmt: skip
@@ -139,7 +150,8 @@ def spearman_table(cfg, data, features: Sequence[str] | None = None):
     ``features`` (the covariate columns) defaults to ``correlates.spearman_features``; columns the
     table lacks (e.g. page views when they are off, counts for ``source: none``) are left out.
     ``p_bh`` is Benjamini-Hochberg-adjusted over ``correlates.bh_family`` (every ρ of one outcome,
-    or all).
+    or all; ``bh_family_size`` says how many): every count mode's ρ is in the family, so choosing a
+    mode after the fact is paid for.  ``count_mode`` names the mode a caption count counts.
     """
     c = cfg.correlates
     wanted = list(features) if features is not None else list(c.spearman_features)
@@ -153,13 +165,17 @@ def spearman_table(cfg, data, features: Sequence[str] | None = None):
                     part = part[part["kind"] == scope]
                 if not part.empty:
                     rows += _spearman_rows(c, part, outcome, model, scope, feats)
-    table = pd.DataFrame(rows, columns=[col for col in SPEARMAN_COLUMNS if col != "p_bh"])
+    table = pd.DataFrame(
+        rows, columns=[col for col in SPEARMAN_COLUMNS if col not in ("p_bh", "bh_family_size")]
+    )
     table["p_bh"] = np.nan
+    table["bh_family_size"] = 0
     if len(table):
         groups = (
             [np.arange(len(table))] if c.bh_family == "all" else table.groupby("outcome").indices.values()
         )
         for idx in groups:
             table.loc[table.index[idx], "p_bh"] = bh_adjust(table["p"].to_numpy()[idx])
+            table.loc[table.index[idx], "bh_family_size"] = len(idx)
     table.attrs["left_out"] = [f for f in wanted if f not in feats]
     return table[SPEARMAN_COLUMNS]

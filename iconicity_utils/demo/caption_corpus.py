@@ -7,7 +7,14 @@ Not science: stage 06 reaches it by name, as the ``caption_corpus`` provider ``s
 ``build_demo_corpus.compare_expected(cfg, counts)`` to set counts beside the constructed ones.
 
 The corpus holds the hard cases: a title inside a longer word, punctuation inside a title, other
-case, Unicode variants and a caption that repeats a title.
+case, Unicode variants and a caption that repeats a title.  For the count modes
+(:mod:`~iconicity_utils.correlates.modes`) each title gets its own share of captions with
+evidence (the creator's surname, the year, or "painting" / "film"), from none to nearly all, so
+that ``caption_ambiguity`` varies across references; each alias of stage 01's ``aliases`` gets
+captions of its own (a weak alias half of them with evidence, half without) and one caption holds
+title and alias together; each title with punctuation gets captions with the punctuation dropped
+("face off", which only ``normalise: punctuation`` counts).  Every mode's count is planned, and
+checked against an independent slow count (one regex per name) before it is written.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iconicity_utils.core.io import atomic_path, atomic_write_json, read_table
+from iconicity_utils.correlates.aliases import reference_aliases
 from iconicity_utils.correlates.corpus import shard_glob
-from iconicity_utils.correlates.modes import surnames
+from iconicity_utils.correlates.modes import KIND_WORDS, surnames
 from iconicity_utils.correlates.normalise import NORMALISATION, QUOTES, normalise_texts
 
 __all__ = [
@@ -54,7 +62,7 @@ _DECOYS = {
     "Titanic": ["titanically large ship model", "titanics of industry, old photo"],
     "Metropolis": ["metropolises at night, skyline print"],
     "Guernica": ["guernicas in the rain, street photo"],
-    "Face/Off": ["face off hockey poster", "faceoff at the rink", "face / off sticker"],
+    "Face/Off": ["face off hockey game", "faceoff at the rink", "face / off sticker"],
     "Impression, Sunrise": ["impression sunrise over the harbour"],
     "2001: A Space Odyssey": ["2001 a space odyssey themed party"],
     "...And Justice for All": ["and justice for all, courthouse sign"],
@@ -66,7 +74,7 @@ _DECOYS = {
 }
 #: how a mention is written: each keeps the title findable after normalisation
 _MENTIONS = (
-    "{t} poster, {a} {b} {c}",
+    "{t} wall art, {a} {b} {c}",
     "{a} {b} inspired by {t}",
     "“{t}” {a} {b}",
     "{a} ({t}) {b} {c}",
@@ -120,13 +128,20 @@ def _up_to_date(cfg, folder: Path, names: list[str], fingerprint: str) -> bool:
         return False
 
 
-def _checked_counts(refs, captions: list[str], planned: dict) -> list[tuple[int, int]]:
+#: the share of a title's mentions that carry evidence, by the title's position (0: all ambiguous)
+_EVIDENCE_SHARES = (0.9, 0.1, 0.6, 0.3, 0.8, 0.0, 0.5, 1.0)
+#: the planned counts of each reference, in this order (``caption_count`` is the ``title`` mode)
+PLANNED = ("caption_count", "exact_caption_count", "title_creator", "title_context", "aliases")
+
+
+def _checked_counts(refs, captions: list[str], planned: dict, aliases) -> dict[str, dict[str, int]]:
     """The slow, independent counts of every reference; an error where they differ from the plan."""
-    checked = _slow_counts(captions, list(refs["label_clean"]))
-    for slug, (count, exact) in zip(refs["slug"], checked, strict=True):
-        if (count, exact) != planned[slug]:
+    checked = _slow_mode_counts(captions, refs, aliases)
+    for slug, counts in checked.items():
+        plan = {k: planned[slug][k] for k in counts}
+        if counts != plan:
             raise AssertionError(
-                f"demo corpus: {slug} is planned at {planned[slug]} but the slow count finds {(count, exact)}"
+                f"demo corpus: {slug} is planned at {plan} but the slow count finds {counts}"
             )
     return checked
 
@@ -153,11 +168,13 @@ def build_corpus(cfg, n_captions: int = 20_000, n_shards: int = 4, seed: int = 0
     (0 to ~60, more for more-linked references), written in many ways that must count (other
     case, curly quotes, tabs and newlines, a title repeated in one caption, NBSP, double spaces,
     NFD accents, full-width letters, a caption that is exactly the title) beside decoys that must
-    not (a title inside a longer word, punctuation dropped, part of a title).  The rest is filler
-    made of words that appear in no title.  The planned counts are checked against an
-    independent, slow count (one regex per title over Python-normalised text) before they are
-    written to :func:`demo_expected_path`; a mismatch is an error.  Deterministic for a given
-    references table, ``n_captions``, ``n_shards`` and ``seed``; rebuilt only when one changes.
+    not (a title inside a longer word, punctuation dropped, part of a title); a planned share of
+    them carry evidence, and aliases and punctuation variants get captions of their own (module
+    docstring).  The rest is filler made of words that appear in no title and are no evidence.
+    Every mode's planned count is checked against an independent, slow count (one regex per name
+    over Python-normalised text) before the counts are written to :func:`demo_expected_path`,
+    with the ``title`` count under ``normalise: punctuation`` too; a mismatch is an error.
+    Deterministic for a given references table, ``n_captions``, ``n_shards`` and ``seed``.
 
     Returns:
         The folder of the shards.
@@ -169,29 +186,23 @@ def build_corpus(cfg, n_captions: int = 20_000, n_shards: int = 4, seed: int = 0
     refs = read_table(cfg.references_table)
     folder, names = _shard_names(cfg, n_shards)
     column = cfg.correlates.frequency.caption_column
+    aliases = reference_aliases(cfg, refs) if "aliases" in refs.columns else None
     key = {
         "titles": list(zip(refs["slug"], refs["label_clean"], refs["sitelinks"].astype(int), strict=True)),
-        "n_captions": n_captions,
-        "n_shards": n_shards,
-        "seed": seed,
-        "column": column,
-        "normalisation": NORMALISATION,
-        "evidence": [
-            "by surname, (year): _with_evidence v2",
-            *zip(refs.get("creator", []), refs.get("year", []), strict=False),
-        ],
-    }
+        "n_captions": n_captions, "n_shards": n_shards, "seed": seed, "column": column,
+        "normalisation": NORMALISATION, "aliases": aliases,
+        "evidence": ["shares, aliases, punctuation: v3", *zip(refs.get("creator", []), refs.get("year", []), strict=False)],
+    }  # fmt: skip
     fingerprint = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()
     if _up_to_date(cfg, folder, names, fingerprint):
         return folder
-    captions, planned = _demo_captions(refs, n_captions, seed)
-    checked = _checked_counts(refs, captions, planned)
+    captions, planned = _demo_captions(refs, n_captions, seed, aliases)
+    checked = _checked_counts(refs, captions, planned, aliases)
+    punctuation = _slow_counts(captions, list(refs["label_clean"]), "punctuation")
     _write_shards(folder, names, column, captions)
     expected = {
-        slug: {"title": t, "caption_count": c, "exact_caption_count": e}
-        for (slug, t), (c, e) in zip(
-            zip(refs["slug"], refs["label_clean"], strict=True), checked, strict=True
-        )
+        slug: {"title": t, **checked[slug], "caption_count_punctuation": p[0]}
+        for slug, t, p in zip(refs["slug"], refs["label_clean"], punctuation, strict=True)
     }
     atomic_write_json(
         demo_expected_path(cfg),
@@ -222,98 +233,203 @@ def _mentions(title: str, n: int, pick) -> tuple[list[str], int]:
     return captions, exact
 
 
-def _with_evidence(mentions: list[str], rows) -> list[str]:
-    """Some mentions name the creator ("by Manet") or the year ("(1863)"): the count modes' evidence.
+def _year(value) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
 
-    Deterministic (by position), no random draw; exact captions are left alone.  With two
-    references of one title (*Olympia*), each gets its own captions, so their modes differ.
-    """
+
+def _evidence(k: int, row, kind_word: str) -> tuple[str, str]:
+    """The k-th piece of evidence for one reference: ``(text to add, "creator" | "year" | "kind")``."""
+    names, year = surnames(row.get("creator")), _year(row.get("year"))
+    turn = (k // 10 + k) % 3
+    if turn == 0 and names:
+        return f" by {names[0]}", "creator"
+    if turn == 1 and year is not None:
+        return f" ({year})", "year"
+    return f", {kind_word}", "kind"
+
+
+def _with_evidence(mentions: list[str], rows, share: float, plan: dict) -> list[str]:
+    """A ``share`` of the mentions get evidence (deterministic, by position; exact captions are left
+    alone), taking turns among the references of the title; ``plan`` gets the counts per mode."""
     out = list(mentions)
-    for j, (creator, year) in enumerate(zip(rows.get("creator", []), rows.get("year", []), strict=False)):
-        names = surnames(creator)
-        for k, text in enumerate(out):
-            if text.startswith("  ") or (k + j) % (3 + j) != 0:
-                continue
-            has_year = year is not None and not pd.isna(year)
-            if names and (((k + j) // (3 + j)) % 2 == 0 or not has_year):
-                out[k] = f"{text} by {names[0]}"
-            elif has_year:
-                out[k] = f"{text} ({int(year)})"
+    rows = list(rows.to_dict("records"))
+    for k, text in enumerate(out):
+        if text.startswith("  ") or (k % 10) >= round(share * 10):
+            continue
+        row = rows[k % len(rows)]
+        kind_word = "painting" if row["kind"] == "static" else "film"
+        extra, what = _evidence(k, row, kind_word)
+        out[k] = text + extra
+        for other in rows:
+            counts = plan[other["slug"]]
+            if what == "creator" and other is row:
+                counts["title_creator"] += 1
+            if what == "kind" or (what == "year" and _year(other.get("year")) == _year(row.get("year"))):
+                counts["title_context"] += 1
     return out
 
 
-def _demo_captions(refs, n_captions: int, seed: int) -> tuple[list[str], dict[str, tuple[int, int]]]:
-    """The demo captions (shuffled) and, per slug, the planned (captions containing, exact)."""
+def _alias_captions(refs, aliases, plan: dict, pick, title_rx) -> list[str]:
+    """Captions of each alias (none that holds a title), half with evidence; one with title and alias."""
+    out: list[str] = []
+    for r, row in enumerate(refs.to_dict("records")):
+        names, weak = aliases[0][r], aliases[1][r]
+        own = normalise_texts([row["label_clean"]])[0]
+        for q, (alias, is_weak) in enumerate(zip(names, weak, strict=True)):
+            norm = normalise_texts([alias])[0]
+            if not norm or norm == own or any(rx.search(norm) for rx in title_rx):
+                continue
+            for k in range(2 + (r + q) % 3):
+                extra, _what = _evidence(k, row, "painting" if row["kind"] == "static" else "film")
+                evidence = k % 2 == 0
+                out.append(f"{alias} {pick()} {pick()}" + (extra if evidence else "") if k % 3 else
+                           f"{pick()} {alias}" + (extra if evidence else f" {pick()}"))  # fmt: skip
+                plan[row["slug"]]["aliases"] += int(evidence or not is_weak)
+            if q == 0:
+                out.append(f"{row['label_clean']} ({alias}) {pick()}")
+                plan[row["slug"]]["caption_count"] += 1
+                plan[row["slug"]]["aliases"] += 1
+    return out
+
+
+def _punctuation_variants(title: str, pick, names: Sequence[str] = ()) -> list[str]:
+    """Two captions of a title with punctuation, the punctuation dropped ("face off"): no count when
+    exact (none when that is one of the work's ``names``: then it would count as an alias)."""
+    folded = " ".join(re.sub(r"[^\w\s]+", " ", title).split())
+    if not folded or folded == title or _norm(folded) in {_norm(n) for n in names}:
+        return []
+    return [f"{folded} {pick()} {pick()}", f"{pick()} {folded.lower()}"]
+
+
+def _demo_captions(
+    refs, n_captions: int, seed: int, aliases=None
+) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """The demo captions (shuffled) and, per slug, the planned count of every mode (:data:`PLANNED`)."""
     rng = np.random.default_rng(seed)
     title_words = {w for t in normalise_texts(list(refs["label_clean"])) for w in re.findall(r"\w+", t)}
-    filler = [w for w in _FILLER if w not in title_words]
+    avoid = title_words | set(KIND_WORDS) | {n.lower() for c in refs.get("creator", []) for n in surnames(c)}
+    filler = [w for w in _FILLER if w not in avoid]
 
     def pick() -> str:
         return str(filler[rng.integers(len(filler))])
 
     captions: list[str] = []
-    planned: dict[str, tuple[int, int]] = {}
+    plan = {slug: dict.fromkeys(PLANNED, 0) for slug in refs["slug"]}
     by_title: dict[str, list[str]] = {}
     for slug, title in zip(refs["slug"], refs["label_clean"], strict=True):
         by_title.setdefault(title, []).append(slug)
-    for title, slugs in by_title.items():
+    for i, (title, slugs) in enumerate(by_title.items()):
         links = int(refs.loc[refs["slug"] == slugs[0], "sitelinks"].iloc[0])
         n = int(rng.poisson(max(0.0, (links - 30) * 0.6)))
         mentions, exact = _mentions(title, n, pick)
-        captions += _with_evidence(mentions, refs[refs["slug"].isin(slugs)])
         for slug in slugs:
-            planned[slug] = (n, exact)
-        captions += _DECOYS.get(title, [])
+            plan[slug].update(caption_count=n, exact_caption_count=exact, aliases=n)
+        share = _EVIDENCE_SHARES[i % len(_EVIDENCE_SHARES)]
+        captions += _with_evidence(mentions, refs[refs["slug"].isin(slugs)], share, plan)
+        names = (
+            [a for r in np.flatnonzero(refs["slug"].isin(slugs)) for a in aliases[0][r]] if aliases else []
+        )
+        captions += _DECOYS.get(title, []) + _punctuation_variants(title, pick, names)
+    if aliases is not None:
+        captions += _alias_captions(
+            refs, aliases, plan, pick, [_title_rx(t) for t in normalise_texts(list(refs["label_clean"])) if t]
+        )
     while len(captions) < n_captions:
         captions.append(" ".join(pick() for _ in range(int(rng.integers(3, 12)))))
     order = rng.permutation(len(captions))
-    return [captions[i] for i in order], planned
+    return [captions[i] for i in order], plan
 
 
 def _is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _slow_counts(captions: Sequence[str], titles: Sequence[str]) -> list[tuple[int, int]]:
+def _norm(text: str, mode: str = "exact") -> str:
+    text = unicodedata.normalize("NFKC", text or "").lower()
+    for src, dst in QUOTES.items():
+        text = text.replace(src, dst)
+    if mode == "punctuation":
+        text = "".join(c if _is_word_char(c) or unicodedata.category(c)[0] == "M" else " " for c in text)
+    return " ".join(text.split())
+
+
+def _title_rx(t: str) -> re.Pattern:
+    """The regex of one normalised name at word boundaries (each side only where its edge is ``\\w``)."""
+    left = "(?<!\\w)" if _is_word_char(t[0]) else ""
+    return re.compile(left + re.escape(t) + ("(?!\\w)" if _is_word_char(t[-1]) else ""))
+
+
+def _slow_counts(
+    captions: Sequence[str], titles: Sequence[str], mode: str = "exact"
+) -> list[tuple[int, int]]:
     """One regex per title over Python-normalised captions: slow, simple, independent of the engine."""
-
-    def norm(text: str) -> str:
-        text = unicodedata.normalize("NFKC", text).lower()
-        for src, dst in QUOTES.items():
-            text = text.replace(src, dst)
-        return " ".join(text.split())
-
-    texts = [norm(c) for c in captions]
+    texts = [_norm(c, mode) for c in captions]
     out = []
     for title in titles:
-        t = norm(title)
+        t = _norm(title, mode)
         if not t:
             out.append((0, 0))
             continue
-        rx = re.compile(
-            ("(?<!\\w)" if _is_word_char(t[0]) else "")
-            + re.escape(t)
-            + ("(?!\\w)" if _is_word_char(t[-1]) else "")
-        )
+        rx = _title_rx(t)
         out.append((sum(1 for x in texts if rx.search(x)), sum(1 for x in texts if x == t)))
     return out
 
 
+def _slow_mode_counts(captions: Sequence[str], refs, aliases) -> dict[str, dict[str, int]]:
+    """Every planned count of every reference, one regex per title, surname, kind word, year and alias."""
+    texts = [_norm(c) for c in captions]
+    kinds = [_title_rx(_norm(w)) for w in KIND_WORDS]
+    out = {}
+    for r, row in enumerate(refs.to_dict("records")):
+        title = _norm(row["label_clean"])
+        hits = [x for x in texts if title and _title_rx(title).search(x)]
+        names = [_title_rx(_norm(n)) for n in surnames(row.get("creator"))]
+        year = _year(row.get("year"))
+        year_rx = _title_rx(str(year)) if year is not None else None
+
+        def creator(x, names=names):
+            return any(n.search(x) for n in names)
+
+        def context(x, year_rx=year_rx):
+            return any(k.search(x) for k in kinds) or bool(year_rx and year_rx.search(x))
+
+        forms = (aliases[0][r], aliases[1][r]) if aliases is not None else ((), ())
+        strong = [_title_rx(_norm(a)) for a, w in zip(*forms, strict=True) if _norm(a) and not w]
+        weak = [_title_rx(_norm(a)) for a, w in zip(*forms, strict=True) if _norm(a) and w]
+        holds = sum(1 for x in texts if (title and _title_rx(title).search(x)) or any(a.search(x) for a in strong)
+                    or (any(a.search(x) for a in weak) and (creator(x) or context(x))))  # fmt: skip
+        out[row["slug"]] = {
+            "caption_count": len(hits), "exact_caption_count": sum(1 for x in texts if title and x == title),
+            "title_creator": sum(1 for x in hits if creator(x)), "title_context": sum(1 for x in hits if context(x)),
+            "aliases": holds,
+        }  # fmt: skip
+    return out
+
+
 def compare_expected(cfg, counts):
-    """The demo's counts beside the counts known by construction (``match`` per reference)."""
+    """The demo's counts beside the counts known by construction: ``match`` per reference, over the
+    ``title`` and exact counts and every count mode the counts table has."""
     expected = json.loads(demo_expected_path(cfg).read_text(encoding="utf-8"))["expected"]
+    modes = [
+        m for m in ("title_creator", "title_context", "aliases") if f"caption_count_{m}" in counts.columns
+    ]
     exp = pd.DataFrame(
-        [
-            {"slug": s, "expected_count": v["caption_count"], "expected_exact": v["exact_caption_count"]}
-            for s, v in expected.items()
-        ]
-    )
-    out = counts[["slug", "label_clean", "caption_count", "exact_caption_count"]].merge(
-        exp, on="slug", how="left"
-    )
+        [{"slug": s, "expected_count": v["caption_count"], "expected_exact": v["exact_caption_count"],
+          **{f"expected_{m}": v[m] for m in modes}} for s, v in expected.items()]
+    )  # fmt: skip
+    have = [
+        "slug",
+        "label_clean",
+        "caption_count",
+        "exact_caption_count",
+        *(f"caption_count_{m}" for m in modes),
+    ]
+    out = counts[have].merge(exp, on="slug", how="left")
     out["match"] = (out["caption_count"] == out["expected_count"]) & (
         out["exact_caption_count"] == out["expected_exact"]
     )
+    for m in modes:
+        out["match"] &= out[f"caption_count_{m}"] == out[f"expected_{m}"]
     return out
 
 
