@@ -34,17 +34,15 @@ from typing import Any
 import yaml
 from pydantic import Field, PrivateAttr, field_validator
 
+from iconicity_utils.config.analysis import CorrelatesConfig, PerturbationConfig, ValidationConfig
 from iconicity_utils.config.sections import (
     CollectionConfig,
-    CorrelatesConfig,
     EncoderChoice,
     GenerationConfig,
     PathsConfig,
-    PerturbationConfig,
     RealizationConfig,
     ScoringConfig,
     Thresholds,
-    ValidationConfig,
 )
 from iconicity_utils.core.constants import KINDS
 from iconicity_utils.core.schema import ConfigError, Section, validate
@@ -129,7 +127,8 @@ class StudyConfig(Section):
     @property
     def controls_table(self) -> Path:
         """Stage 01 output (``collection.controls``): matched works with few sitelinks, one row each,
-        the references table's columns plus ``control_for`` (the slug of the iconic reference matched)."""
+        the references table's columns plus ``control_for`` (the slug of the iconic reference matched) and ``matched_genre``; their
+        images' table: ``<data>/processed/control_images.parquet``."""
         return self.path("data", "processed", "controls.parquet")
 
     def reference_dir(self, kind: str, slug: str) -> Path:
