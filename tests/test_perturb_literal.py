@@ -31,7 +31,7 @@ def wn(demo_cfg):
 JUDGED = {
     "Liberty Leading the People": (
         "static", PAINTING, ["history painting"], ["flag", "crowd", "woman"], [],
-        ["Marianne (Q207614: fictional character)"], "A history painting depicting a flag, a crowd and a woman.",
+        ["Marianne (Q900000302: fictional character)"], "A history painting depicting a flag, a crowd and a woman.",
     ),
     "The Starry Night": (
         "static", PAINTING, ["landscape art"], ["church building", "sky", "star", "tree", "village"], [],
@@ -182,7 +182,7 @@ def test_main_subject_modes(wn):
 # The named-someone check (every literal source), on descriptions judged first
 # --------------------------------------------------------------------------------------------
 
-MARIANNE = ["Marianne (Q207614: fictional character)"]
+MARIANNE = ["Marianne (Q900000302: fictional character)"]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_named_someone(wn, prompt, subjects, expected):
 
 
 def test_subject_labels():
-    assert subject_labels("Marianne (Q207614: fictional character);Moon (Q405)") == ["Marianne", "Moon"]
+    assert subject_labels("Marianne (Q900000302: fictional character);Moon (Q405)") == ["Marianne", "Moon"]
     assert subject_labels(["HAL 9000 (Q193279: fictional character)"]) == ["HAL 9000"]
     assert subject_labels(None) == [] and subject_labels(float("nan")) == []
 

@@ -157,6 +157,39 @@ def test_pair_table_from_hand_made_scores(study):
         pt.pair_table(per_image[per_image.variant != "title"], prompts, cfg)
 
 
+def test_leak_sensitivity_lets_leaking_variants_in(study):
+    """A synonym that keeps a rare title word is a leak: left out by default, let in by the
+    sensitivity read; a variant that names someone stays out in both (exclude_named)."""
+    cfg = study.with_overrides(perturbation={"n_images": 2, "controls": False})
+    per_image = pf.per_image_rows(
+        {
+            ("tiny-sd-a", "mona_lisa", "static", "title", "Mona Lisa"): [(True, 1.0), (True, 1.0)],
+            ("tiny-sd-a", "mona_lisa", "static", "synonym", "Mona Lisa Painting"): [
+                (True, 0.5),
+                (False, 0.0),
+            ],
+            ("tiny-sd-a", "mona_lisa", "static", "literal", "Lisa Gherardini"): [(False, 0.0), (False, 0.0)],
+        }
+    )
+    prompts = pf.prompts_rows(
+        [("mona_lisa", "static", "title", "Mona Lisa", False, 1.0),
+         ("mona_lisa", "static", "synonym", "Mona Lisa Painting", True, 0.9),
+         ("mona_lisa", "static", "literal", "Lisa Gherardini", False, 0.3)]
+    )  # fmt: skip
+    prompts["named"] = prompts["variant"] == "literal"
+    prompts["leak_words"] = [["mona", "lisa"] if leak else [] for leak in prompts["leak"]]
+    prompts["reason"] = ""
+    prompts.loc[prompts["named"], "in_comparison"] = False
+    out = pt.leak_sensitivity(cfg, per_image, prompts, references=pf.references_table(["mona_lisa"]))
+    assert list(out.columns) == pt.LEAK_SENSITIVITY_COLUMNS
+    cra = out[(out["metric"] == "cra") & (out["model"] == "tiny-sd-a")].set_index(["leaks", "variant"])
+    assert cra.loc[("left out", "synonym"), "n_pairs"] == 0
+    assert cra.loc[("let in", "synonym"), "n_pairs"] == 1
+    assert cra.loc[("let in", "synonym"), "mean_change"] == pytest.approx(0.5 - 1.0)  # CRA 1/2 vs 2/2
+    assert cra.loc[("left out", "literal"), "n_pairs"] == cra.loc[("let in", "literal"), "n_pairs"] == 0
+    assert "title-reseed" not in set(out["variant"])
+
+
 # --------------------------------------------------------------------------------------------
 # The stage end to end: prompts -> generation -> scoring -> comparison -> figures
 # --------------------------------------------------------------------------------------------

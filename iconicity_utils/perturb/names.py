@@ -51,8 +51,8 @@ def _subjects(value: Any) -> list[tuple[str, str]]:
 
 
 def subject_labels(value: Any) -> list[str]:
-    """The labels of a ``named_subjects`` cell: ``"Marianne (Q207614: fictional character)"`` ->
-    ``Marianne``; a list, an array or a ``;``-separated string; None or NaN -> []."""
+    """The labels of a ``named_subjects`` cell: ``"Jesus (Q302: human)"`` ->
+    ``Jesus``; a list, an array or a ``;``-separated string; None or NaN -> []."""
     return [label for label, _ in _subjects(value)]
 
 

@@ -60,6 +60,8 @@ __all__ = [
     "pair_table",
     "persistence_table",
     "compare",
+    "LEAK_SENSITIVITY_COLUMNS",
+    "leak_sensitivity",
     "setup",
     "run",
 ]
@@ -351,6 +353,43 @@ def compare(
     if write:
         _write(cfg, result)
     return result
+
+
+#: the columns of :func:`leak_sensitivity`
+LEAK_SENSITIVITY_COLUMNS = [
+    "leaks", "model", "variant", "kind", "metric", "n_pairs", "mean_change", "ci_low", "ci_high", "p_adjusted",
+    "beyond_floor", "reason",
+]  # fmt: skip
+
+
+def leak_sensitivity(
+    cfg: StudyConfig,
+    per_image: pd.DataFrame,
+    prompts: pd.DataFrame,
+    *,
+    references: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The paired changes with leaking variants left out (``exclude_leaks: true``, the default rule)
+    and let in, one above the other (column ``leaks``), for every variant but the re-seeded title.
+
+    A synonym variant that keeps a rare title word (*Liberty Guiding the People*) is flagged as a
+    leak and left out by default, so the synonym arm may see few titles; this shows what letting
+    them in changes.  Leaking prompts are generated and scored anyway, so nothing is recomputed but
+    the comparison.  Rows that name someone stay out as ``exclude_named`` says.  Nothing is written.
+    """
+    named = prompts["named"] if "named" in prompts else pd.Series(False, index=prompts.index)
+    let_in = prompts.assign(
+        in_comparison=(prompts["status"] == "ok") & ~(named.eq(True) & cfg.perturbation.exclude_named)
+    )
+    runs = (
+        ("left out", cfg.with_overrides(perturbation={"exclude_leaks": True}), prompts),
+        ("let in", cfg.with_overrides(perturbation={"exclude_leaks": False}), let_in),
+    )
+    out = []
+    for label, c, table in runs:
+        paired = compare(c, per_image, table, references=references, write=False).paired
+        out.append(paired[paired["variant"] != RESEED_VARIANT].assign(leaks=label))
+    return pd.concat(out, ignore_index=True)[LEAK_SENSITIVITY_COLUMNS]
 
 
 # ============================================================================================
