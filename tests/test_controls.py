@@ -274,3 +274,38 @@ def test_paging_stops_once_enough_works_are_in(tmp_path):
     names = json.loads((run_dir / "manifest.json").read_text())["files"]
     assert any(n.endswith("controls_q3305213_q134307_p000.json") for n in names)
     assert not any("controls_q3305213_q134307_p001" in n for n in names)
+
+
+def test_paging_goes_on_past_labels_that_clean_to_nothing(tmp_path):
+    """A work whose label cleans to nothing ('""') can never be a control, so it must not count
+    towards the works needed: the next page is fetched and its work found."""
+    from iconicity_utils.collect import querying
+    from iconicity_utils.collect.parse import ENTITY
+
+    def row(qid, label):
+        return {"item": {"type": "uri", "value": ENTITY + qid}, "class": {"type": "uri", "value": ENTITY + "Q3305213"},
+                "sitelinks": {"type": "literal", "value": "3"},
+                "label": {"type": "literal", "value": label, "xml:lang": "en"}}  # fmt: skip
+
+    class Client:
+        asked: list[str] = []
+
+        def select(self, name, query):
+            self.asked.append(name)
+            page = [[row("Q900000901", '""')], [row("Q900000902", "Quiet Harbour")]]
+            return {"results": {"bindings": page[int(name[-3:])] if int(name[-3:]) < 2 else []}}
+
+    cfg = write_study_config(tmp_path, "empty-label", collection={"controls": True, "page_size": 1})
+    refs = [
+        {
+            "qid": "Q1",
+            "slug": "a",
+            "class_qid": "Q3305213",
+            "kind": "static",
+            "genres": {"Q134307": "portrait"},
+        }
+    ]
+    client = Client()
+    found = querying._control_candidates(client, cfg, refs, {"queries": 0})
+    assert {c.qid for c in found} == {"Q900000901", "Q900000902"}
+    assert client.asked[-1].endswith("_p001")

@@ -276,6 +276,36 @@ def test_controls_comparison_matched_and_two_sample():
         .loc["cra"]
     )
     assert np.isnan(short["p"]) and "min_pairs = 6" in short["reason"] and short["n_control"] == 4
+    assert short["difference"] == pytest.approx(
+        np.mean(list(iconic.values())) - np.mean([0.0, 0.25, 0.0, 0.25])
+    )
+
+
+def test_controls_difference_is_the_matched_mean_that_is_tested():
+    """An iconic reference without a control, and one with two: the reported difference is the
+    mean over matched references of (iconic - mean of its controls), the quantity the test tests."""
+    iconic = {f"i{k}": x for k, x in enumerate([1.0, 0.75, 1.0, 0.5, 0.75, 1.0, 0.25, 0.0])}
+    control = {f"c{k}": x for k, x in enumerate([0.25, 0.0, 0.5, 0.0, 0.25, 0.0, 0.25, 1.0])}
+    owner = [f"i{k}" for k in range(7)] + ["i0"]  # c7 is i0's second control; i7 has none
+    controls = pd.DataFrame({"slug": list(control), "control_for": owner})
+    values = {("literal", s): x for s, x in iconic.items()} | {
+        ("control-literal", s): x for s, x in control.items()
+    }
+    prompts = pd.DataFrame([{"slug": s, "variant": v, "in_comparison": True} for v, s in values])
+    cra = (
+        ct.compare_controls(_per_ref(values), prompts, controls, inf.InferenceSettings())
+        .set_index("metric")
+        .loc["cra"]
+    )
+    mine = {f"i{k}": [control[f"c{k}"]] for k in range(7)}
+    mine["i0"].append(control["c7"])
+    d = np.array([iconic[i] - np.mean(c) for i, c in mine.items()])  # by hand: 0.375, 0.75, 0.5, ...
+    assert (cra["n_iconic"], cra["n_control"], cra["n_matched"]) == (8, 8, 7)
+    assert cra["difference"] == pytest.approx(d.mean())
+    assert cra["mean_iconic"] == pytest.approx(np.mean([iconic[i] for i in mine]))
+    assert cra["mean_iconic"] - cra["mean_control"] == pytest.approx(cra["difference"])
+    assert cra["p"] == pytest.approx(brute_sign_flip(d))
+    assert cra["bh_family"] == ct.CONTROLS_BH_FAMILY
 
 
 def test_control_prompts_from_wikidata_and_from_a_csv(tmp_path, demo_cfg):

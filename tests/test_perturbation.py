@@ -180,14 +180,18 @@ def test_leak_sensitivity_lets_leaking_variants_in(study):
     prompts["leak_words"] = [["mona", "lisa"] if leak else [] for leak in prompts["leak"]]
     prompts["reason"] = ""
     prompts.loc[prompts["named"], "in_comparison"] = False
-    out = pt.leak_sensitivity(cfg, per_image, prompts, references=pf.references_table(["mona_lisa"]))
-    assert list(out.columns) == pt.LEAK_SENSITIVITY_COLUMNS
-    cra = out[(out["metric"] == "cra") & (out["model"] == "tiny-sd-a")].set_index(["leaks", "variant"])
-    assert cra.loc[("left out", "synonym"), "n_pairs"] == 0
-    assert cra.loc[("let in", "synonym"), "n_pairs"] == 1
-    assert cra.loc[("let in", "synonym"), "mean_change"] == pytest.approx(0.5 - 1.0)  # CRA 1/2 vs 2/2
-    assert cra.loc[("left out", "literal"), "n_pairs"] == cra.loc[("let in", "literal"), "n_pairs"] == 0
-    assert "title-reseed" not in set(out["variant"])
+    refs = pf.references_table(["mona_lisa"])
+    # the same answer whether the prompts table was built with exclude_leaks true or false
+    built_without_exclusion = prompts.assign(in_comparison=~prompts["named"])
+    for table in (prompts, built_without_exclusion):
+        out = pt.leak_sensitivity(cfg, per_image, table, references=refs)
+        assert list(out.columns) == pt.LEAK_SENSITIVITY_COLUMNS
+        cra = out[(out["metric"] == "cra") & (out["model"] == "tiny-sd-a")].set_index(["leaks", "variant"])
+        assert cra.loc[("left out", "synonym"), "n_pairs"] == 0
+        assert cra.loc[("let in", "synonym"), "n_pairs"] == 1
+        assert cra.loc[("let in", "synonym"), "mean_change"] == pytest.approx(0.5 - 1.0)  # CRA 1/2 vs 2/2
+        assert cra.loc[("left out", "literal"), "n_pairs"] == cra.loc[("let in", "literal"), "n_pairs"] == 0
+        assert "title-reseed" not in set(out["variant"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -269,7 +269,7 @@ def _control_candidates(client, cfg, references: list[dict[str, Any]], report) -
                 found.update(
                     (x.qid, x) for x in parse_control_candidates(data, genre, c.controls_max_sitelinks, name)
                 )
-                if sum(bool(x.label) for x in found.values()) >= need:
+                if sum(bool(clean_label(x.label)) for x in found.values()) >= need:  # usable ones
                     break
             groups.append(list(found.values()))
     return merge_candidates(groups)

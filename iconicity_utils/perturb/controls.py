@@ -23,7 +23,6 @@ import pandas as pd
 from iconicity_utils.core.constants import CONTROL_VARIANT
 from iconicity_utils.core.io import read_table
 from iconicity_utils.perturb.inference import (
-    BH_FAMILY,
     PAIRED_METRICS,
     InferenceSettings,
     adjust_within_metric,
@@ -36,8 +35,10 @@ from iconicity_utils.perturb.literal import literal_rows
 if TYPE_CHECKING:
     from iconicity_utils.config import StudyConfig
 
-__all__ = ["CONTROL_COLUMNS", "read_controls", "control_prompts", "compare_controls"]
+__all__ = ["CONTROL_COLUMNS", "CONTROLS_BH_FAMILY", "read_controls", "control_prompts", "compare_controls"]
 
+#: the family within which the controls table's p values are BH-adjusted
+CONTROLS_BH_FAMILY = "metric (all models x kinds of the controls table)"
 #: the columns stage 05 needs in the controls table (stage 01 writes the references' columns too)
 CONTROL_COLUMNS = ("slug", "kind", "label_clean", "control_for")
 
@@ -123,6 +124,9 @@ def _test(
     kw = {"n_permutations": s.n_permutations, "seed": s.seed}
     if len(matched) >= s.min_pairs:
         d = (matched[f"{metric}_iconic"] - matched[f"{metric}_control"]).to_numpy(float)
+        out["mean_iconic"] = float(matched[f"{metric}_iconic"].mean())  # the estimate the test tests
+        out["mean_control"] = float(matched[f"{metric}_control"].mean())
+        out["difference"] = float(d.mean())
         out["p"], out["test"] = sign_flip_test(d, exact_max=s.exact_max_pairs, **kw)
         out["test"] = "matched pairs (iconic − mean of its controls): " + out["test"]
     elif min(x.size, y.size) >= s.min_pairs:
@@ -157,6 +161,8 @@ def compare_controls(
         ``model, kind, metric, n_iconic, n_control, n_matched, mean_iconic, mean_control,
         difference, test, p, p_adjusted, bh_family, reason``.  ``n_matched`` counts iconic references
         with at least one control in the comparison (each compared with the mean of its controls).
+        The means and ``difference`` are those the test tests: over the matched pairs when the
+        matched test runs, else over every iconic and every control row of the group.
     """
     s = settings or InferenceSettings()
     iconic, control = _arm(per_ref, prompts, "literal"), _arm(per_ref, prompts, CONTROL_VARIANT)
@@ -177,5 +183,5 @@ def compare_controls(
     cols = ["model", "kind", "metric", "n_iconic", "n_control", "n_matched", "mean_iconic", "mean_control",
             "difference", "test", "p", "reason"]  # fmt: skip
     table = adjust_within_metric(pd.DataFrame(rows, columns=cols), "p", "p_adjusted")
-    table["bh_family"] = BH_FAMILY
+    table["bh_family"] = CONTROLS_BH_FAMILY
     return table[cols[:-1] + ["p_adjusted", "bh_family", "reason"]]

@@ -369,24 +369,23 @@ def leak_sensitivity(
     *,
     references: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The paired changes with leaking variants left out (``exclude_leaks: true``, the default rule)
-    and let in, one above the other (column ``leaks``), for every variant but the re-seeded title.
+    """The paired changes with leaking variants left out (the ``exclude_leaks: true`` rule) and let
+    in, one above the other (column ``leaks``), for every variant but the re-seeded title, whatever
+    ``exclude_leaks`` the prompts table was built with.
 
     A synonym variant that keeps a rare title word (*Liberty Guiding the People*) is flagged as a
     leak and left out by default, so the synonym arm may see few titles; this shows what letting
     them in changes.  Leaking prompts are generated and scored anyway, so nothing is recomputed but
-    the comparison.  Rows that name someone stay out as ``exclude_named`` says.  Nothing is written.
+    the comparison (the controls arm is not run).  Rows that name someone stay out as
+    ``exclude_named`` says.  Nothing is written.
     """
     named = prompts["named"] if "named" in prompts else pd.Series(False, index=prompts.index)
-    let_in = prompts.assign(
-        in_comparison=(prompts["status"] == "ok") & ~(named.eq(True) & cfg.perturbation.exclude_named)
-    )
-    runs = (
-        ("left out", cfg.with_overrides(perturbation={"exclude_leaks": True}), prompts),
-        ("let in", cfg.with_overrides(perturbation={"exclude_leaks": False}), let_in),
-    )
+    usable = (prompts["status"] == "ok") & ~(named.eq(True) & cfg.perturbation.exclude_named)
+    leak = prompts["leak"].eq(True)
+    c = cfg.with_overrides(perturbation={"controls": False})
     out = []
-    for label, c, table in runs:
+    for label, in_comparison in (("left out", usable & ~leak), ("let in", usable)):
+        table = prompts.assign(in_comparison=in_comparison)
         paired = compare(c, per_image, table, references=references, write=False).paired
         out.append(paired[paired["variant"] != RESEED_VARIANT].assign(leaks=label))
     return pd.concat(out, ignore_index=True)[LEAK_SENSITIVITY_COLUMNS]
