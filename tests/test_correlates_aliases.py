@@ -20,7 +20,7 @@ from iconicity_utils.core.io import read_table
 from iconicity_utils.correlates import scan
 from iconicity_utils.correlates.aliases import alias_is_weak
 from iconicity_utils.correlates.counting import count_modes, count_table
-from iconicity_utils.correlates.modes import KIND_WORDS, build_spec, surnames
+from iconicity_utils.correlates.modes import build_spec, surnames
 
 #: title, creator, year, aliases, weak (counts only with evidence)
 WORKS = [
@@ -50,15 +50,12 @@ def rx(text: str, mode: str = "exact") -> re.Pattern:
 def slow_aliases(captions, works, mode="exact"):
     """Per work, one regex per name: (title count, captions holding the title or a name that counts)."""
     texts = [slow_normalise(c, mode) for c in captions]
-    kinds = [rx(w, mode) for w in KIND_WORDS]
     out = []
     for title, creator, year, aliases, weak in works:
         names = [rx(s, mode) for s in surnames(creator)]
 
-        def evidence(x, names=names, year=year):
-            return (
-                any(n.search(x) for n in names) or any(k.search(x) for k in kinds) or rx(str(year)).search(x)
-            )
+        def evidence(x, names=names, year=year):  # a weak alias: the creator or the year, no kind word
+            return any(n.search(x) for n in names) or rx(str(year)).search(x)
 
         strong = [rx(title, mode)] + [rx(a, mode) for a, w in zip(aliases, weak, strict=True) if not w]
         weak_rx = [rx(a, mode) for a, w in zip(aliases, weak, strict=True) if w]
@@ -240,6 +237,12 @@ def test_the_demo_corpus_plants_every_mode(tmp_path, matcher):
     assert c.loc["mona_lisa", "caption_count_aliases"] > c.loc["mona_lisa", "caption_count"]
     assert c.loc["face_off", "caption_count_aliases"] > c.loc["face_off", "caption_count"]
     assert c.loc["guernica", "caption_count_aliases"] == c.loc["guernica", "caption_count"]  # no aliases
+    # the restored decoy: "Face Off" is weak, and a kind word is no evidence for it
+    spec = scan.count_spec(cfg)
+    face_off = list(c.index).index("face_off")
+    assert count_modes(["face off hockey poster"], spec, matcher).modes[face_off, 3] == 0
+    assert count_modes(["Face Off (1997) trailer"], spec, matcher).modes[face_off, 3] == 1
+    assert all("hockey" not in t for t in c.loc["face_off", "alias_samples"])
 
 
 def test_the_demo_corpus_counts_punctuation_variants_as_planned(tmp_path):

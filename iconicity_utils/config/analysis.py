@@ -69,7 +69,7 @@ class FrequencyConfig(Section):
     count_modes: list[Literal["title", "title_creator", "title_context", "aliases"]] = Field(
         default_factory=lambda: ["title", "title_creator", "title_context", "aliases"]
     )
-    #: aliases that count only with the creator or context: ``"evidence_if_common"`` (Zipf >=
+    #: aliases that count only with the creator's surname or the year: ``"evidence_if_common"`` (Zipf >=
     #: ``alias_common_zipf``: "Face Off"), ``"always"`` (none), ``"evidence"`` (every alias)
     alias_rule: Literal["evidence_if_common", "always", "evidence"] = "evidence_if_common"
     alias_common_zipf: float = Field(4.0, ge=0, le=8)  #: wordfreq Zipf of a common alias

@@ -14,8 +14,9 @@ it, re-run stage 01) and marks each alias *weak* or not (:func:`alias_is_weak`),
   (0) are not;
 - ``always``: no alias is weak; ``evidence``: every alias is weak.
 
-A weak alias counts only in a caption that also holds the creator's surname, a kind word or the
-work's year (:func:`~iconicity_utils.correlates.modes.alias_hits`).
+A weak alias counts only in a caption that also holds the creator's surname or the work's year
+(:func:`~iconicity_utils.correlates.modes.alias_hits`); a kind word (poster, print, still) is no
+evidence for it, since product captions carry them ("vintage face off print").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import wordfreq
 
 from iconicity_utils.correlates.normalise import normalise_texts
@@ -58,8 +60,8 @@ def alias_is_weak(
 
 
 def _alias_list(value, slug: str, table) -> tuple[str, ...]:
-    """One cell of ``aliases`` as a tuple of strings (None / NA: no alias); a clear error otherwise."""
-    if value is None or (isinstance(value, float) and value != value):
+    """One cell of ``aliases`` as a tuple of strings (None / pd.NA / NaN: no alias); a clear error otherwise."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return ()
     if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
         raise TypeError(f"{table}: row {slug!r}: 'aliases' must be a list of strings, got {value!r}")

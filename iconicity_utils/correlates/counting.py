@@ -150,6 +150,8 @@ class BatchCounts:
     #: ``(reference, key, caption)``: the bottom-k sample of matched captions
     samples: list = field(default_factory=list)
     sample_k: int = 0
+    #: ``(reference, key, caption)``: the bottom-k sample of captions only an alias matched
+    alias_samples: list = field(default_factory=list)
 
     @classmethod
     def zeros(cls, n_patterns: int, spec: CountSpec | None = None) -> BatchCounts:
@@ -164,6 +166,7 @@ class BatchCounts:
             self.modes = other.modes.copy() if self.modes is None else self.modes + other.modes
             self.sample_k = max(self.sample_k, other.sample_k)
             self.samples = bottom_k([*self.samples, *other.samples], self.sample_k)
+            self.alias_samples = bottom_k([*self.alias_samples, *other.alias_samples], self.sample_k)
         self.rows += other.rows
         self.nonempty += other.nonempty
         self.bytes += other.bytes
@@ -181,20 +184,27 @@ def _irregular_hits(arr, irregular: np.ndarray, patterns: TitlePatterns, matcher
     return rows[caps], pids, exact, int(pid.size)
 
 
-def _add_modes(out: BatchCounts, arr, pairs: np.ndarray, spec: CountSpec) -> None:
-    """The count modes and the caption sample of one batch (``pairs``: unique caption x pattern keys)."""
-    out.modes, caps, refs = mode_counts(pairs, spec)
-    out.sample_k = spec.sample_k
-    if caps.size == 0 or spec.sample_k == 0:
-        return
+def _bottom_k_batch(arr, caps: np.ndarray, refs: np.ndarray, k: int) -> list[tuple[int, int, str]]:
+    """The ``k`` captions per reference of smallest key among the hits ``(caps, refs)`` of one batch."""
+    if caps.size == 0 or k == 0:
+        return []
     offsets, raw = text_buffers(arr)
     keys = sample_keys(offsets, raw, caps, refs)
     order = np.lexsort((keys, refs))
     refs, keys, caps = refs[order], keys[order], caps[order]
     first = np.searchsorted(refs, refs, side="left")
-    keep = (np.arange(refs.size) - first) < spec.sample_k
+    keep = (np.arange(refs.size) - first) < k
     texts = arr.take(pa.array(caps[keep])).to_pylist()
-    out.samples = [(int(r), int(k), t or "") for r, k, t in zip(refs[keep], keys[keep], texts, strict=True)]
+    return [(int(r), int(key), t or "") for r, key, t in zip(refs[keep], keys[keep], texts, strict=True)]
+
+
+def _add_modes(out: BatchCounts, arr, pairs: np.ndarray, spec: CountSpec) -> None:
+    """The count modes and the caption samples of one batch (``pairs``: unique caption x pattern keys):
+    of the title's captions, and of the captions only an alias matched."""
+    out.modes, caps, refs, a_caps, a_refs = mode_counts(pairs, spec)
+    out.sample_k = spec.sample_k
+    out.samples = _bottom_k_batch(arr, caps, refs, spec.sample_k)
+    out.alias_samples = _bottom_k_batch(arr, a_caps, a_refs, spec.sample_k)
 
 
 def count_batch(arr, patterns: TitlePatterns, matcher: Matcher, spec: CountSpec | None = None) -> BatchCounts:
@@ -281,7 +291,8 @@ def count_modes(
     """Count a :class:`~iconicity_utils.correlates.modes.CountSpec` in an in-memory list of captions.
 
     Returns the summed :class:`BatchCounts`: ``counts[spec.title_pid]`` is the ``title`` count,
-    ``modes`` the other modes per reference, ``samples`` the caption sample.
+    ``modes`` the other modes per reference, ``samples`` the caption sample, ``alias_samples``
+    the sample of the captions only an alias matched.
     """
     arr = captions if isinstance(captions, pa.Array) else pa.array(list(captions), pa.string())
     arr = as_text(arr)

@@ -12,9 +12,11 @@ each, for any reference set, in one table (:func:`build_covariates`,
 ``caption_count_log10``        ``log10(1 + caption_count)``
 ``exact_caption_count``        captions that *are* the title; ``exact_caption_count_log10`` likewise
 ``caption_count_title_creator``  the count modes of :mod:`~iconicity_utils.correlates.modes`: the
-``caption_count_title_context``  title with the creator's surname, with a kind word or the year
-                               (and ``_log10``); ``caption_ambiguity``: the share of the title's
-                               captions with neither (scan only)
+``caption_count_title_context``  title with the creator's surname, with a kind word or the year;
+``caption_count_aliases``      the title or another name of the work (and each ``_log10``; only
+                               the modes of ``correlates.frequency.count_modes``);
+                               ``caption_ambiguity``: the share of the title's captions with
+                               neither; ``caption_samples``, ``alias_samples`` (scan only)
 ``zipf_mean``, ``zipf_min``    mean and minimum wordfreq Zipf frequency of the title's content words
                                (``wordfreq.tokenize``, :data:`FUNCTION_WORDS` left out under
                                ``correlates.zipf_words: content``; 0 for a word wordfreq does not know)
@@ -166,15 +168,9 @@ def frequency_counts(
             f"{scan.shards_total - scan.shards_done} of {scan.shards_total} shards lack caption counts "
             f"(e.g. {scan.missing[0]}); finish the scan with python -m iconicity_utils captions"
         )
-    keep = [
-        "slug",
-        "caption_count",
-        "exact_caption_count",
-        *MODE_COLUMNS,
-        "caption_ambiguity",
-        "caption_samples",
-    ]
-    table = scan.counts[keep]
+    wanted = ["slug", "caption_count", "exact_caption_count", *MODE_COLUMNS, "caption_ambiguity",
+              "caption_samples", "alias_samples"]  # fmt: skip
+    table = scan.counts[[c for c in wanted if c in scan.counts.columns]]  # modes not counted: absent
     prov = {"source": "scan", "table": cfg.relative(counts_table_path(cfg)), **scan.provenance}
     return FrequencyCounts(table, prov, scan)
 
@@ -365,12 +361,13 @@ def _add_frequency(out, refs, frequency: FrequencyCounts, columns: dict) -> None
         out[f"{col}_log10"] = _log10_1p(_floats_of(out[col]))
         columns[col] = dict(frequency.provenance)
         columns[f"{col}_log10"] = {**frequency.provenance, "transform": f"log10(1 + {col})"}
-    if "caption_samples" in counts.columns:
-        out["caption_samples"] = counts["caption_samples"].to_numpy()
-        columns["caption_samples"] = {
-            **frequency.provenance,
-            "transform": "bottom-k sample of matched captions",
-        }
+    for col, what in (
+        ("caption_samples", "matched captions"),
+        ("alias_samples", "captions only an alias matched"),
+    ):
+        if col in counts.columns:
+            out[col] = counts[col].to_numpy()
+            columns[col] = {**frequency.provenance, "transform": f"bottom-k sample of {what}"}
     if "caption_ambiguity" in counts.columns:
         out["caption_ambiguity"] = _floats_of(counts["caption_ambiguity"])
         columns["caption_ambiguity"] = {

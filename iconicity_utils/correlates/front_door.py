@@ -100,6 +100,12 @@ def run(
     paths = {
         "features": covariates_table_path(cfg),
         "spearman": write_table(spearman, cfg.results_dir / SPEARMAN_TABLE, cfg, correlates=section),
-        "glm": write_table(glm, cfg.results_dir / GLM_TABLE, cfg, correlates=section),
+        "glm": write_table(
+            glm,
+            cfg.results_dir / GLM_TABLE,
+            cfg,
+            correlates=section,
+            skipped_count_modes=glm.attrs.get("skipped_count_modes", []),
+        ),
     }
     return CorrelatesResult(freq, covariates, data, spearman, glm, paths, time.perf_counter() - t0)

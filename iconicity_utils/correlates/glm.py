@@ -16,7 +16,11 @@ Errors (column ``errors``): ``quasi`` scales the binomial variance by Pearson χ
 (overdispersion: references differ by more than binomial noise); ``cluster`` is the sandwich
 clustered by reference (the pooled fit repeats each reference once per model); ``model`` is the
 plain binomial (scale 1).  With ``correlates.glm.per_count_mode`` every fit is repeated once per
-count mode (column ``count_mode``), ``caption_count_log10`` replaced by that mode's count.  ``dispersion`` (Pearson χ² / df) is reported for every fit.  Separation
+count mode (column ``count_mode``), ``caption_count_log10`` replaced by that mode's count; a mode
+whose count is already a predictor is not fitted (``attrs["skipped_count_modes"]`` says so).
+``p_adjusted`` is Benjamini-Hochberg over the count modes of one coefficient (``bh_family``): the
+same fit, model, kind, errors and term (the count term one term whichever mode), so that choosing
+a mode after the fact is paid for.  ``dispersion`` (Pearson χ² / df) is reported for every fit.  Separation
 (fitted probabilities of 0 or 1: coefficients that run off) is detected and named in
 ``separation`` and ``note``; no Firth correction is made.  Every row has the variance inflation
 factor of its term.  A fit that cannot be made says why in ``note``.
@@ -58,7 +62,8 @@ TITLE_COUNT = "caption_count_log10"
 _SEPARATION_EPS = 1e-6
 
 GLM_COLUMNS = [
-    "fit", "count_mode", "model", "kind", "variant", "term", "coef", "se", "z", "p", "ci_low", "ci_high", "errors",
+    "fit", "count_mode", "model", "kind", "variant", "term", "coef", "se", "z", "p", "p_adjusted", "ci_low",
+    "ci_high", "errors", "bh_family", "bh_family_size",
     "dispersion", "separation", "vif", "predictor_mean", "predictor_sd", "n_refs", "n_rows", "n_images",
     "n_recognised", "converged", "ci_level", "note",
 ]  # fmt: skip
@@ -272,20 +277,46 @@ def ordered_models(values, preferred: Sequence[str]) -> list[str]:
     return [m for m in preferred if m in present] + sorted(m for m in present if m not in preferred)
 
 
-def _count_mode_predictors(cfg, data) -> dict[str, list[str]]:
+def _count_mode_predictors(cfg, data) -> tuple[dict[str, list[str]], list[str]]:
     """The predictors of each count mode's fits: ``caption_count_log10`` (the ``title`` mode) replaced
     by ``caption_count_<mode>_log10`` for every other mode the data have (``glm.per_count_mode``).
-    Without ``caption_count_log10`` among the predictors there is one set, of no count mode (``""``)."""
+    Without ``caption_count_log10`` among the predictors there is one set, of no count mode (``""``).
+    Also the notes on modes left out: a mode whose count is already a predictor would enter twice."""
     g = cfg.correlates.glm
     base = list(g.predictors)
     if TITLE_COUNT not in base:
-        return {"": base}
-    out = {"title": base}
+        return {"": base}, []
+    out, notes = {"title": base}, []
     for mode in cfg.correlates.frequency.count_modes if g.per_count_mode else ():
         column = f"caption_count_{mode}_log10"
-        if mode != "title" and column in data.columns and not data[column].isna().all():
+        if mode == "title":
+            continue
+        if column in base:
+            notes.append(f"count mode {mode!r} not fitted: {column} is already in correlates.glm.predictors")
+        elif column not in data.columns or data[column].isna().all():
+            notes.append(f"count mode {mode!r} not fitted: the data have no {column}")
+        else:
             out[mode] = [column if p == TITLE_COUNT else p for p in base]
-    return out
+    return out, notes
+
+
+def _add_bh(table) -> None:
+    """``p_adjusted``: Benjamini-Hochberg over the count modes of one (fit, model, kind, errors,
+    term) - the same coefficient fitted with each mode's count (the count term itself counts as one
+    term whichever mode); named in ``bh_family``, its size in ``bh_family_size``."""
+    from scipy.stats import false_discovery_control
+
+    role = table["term"].where(~table["term"].str.match(r"^caption_count_.*_log10$"), TITLE_COUNT)
+    table["bh_family"] = "count modes of one fit, model, kind, errors and term"
+    table["p_adjusted"] = np.nan
+    table["bh_family_size"] = 0
+    keys = [table[c].astype(str) for c in ("fit", "model", "kind", "errors")] + [role]
+    p = table["p"].to_numpy(dtype=float)
+    for idx in table.groupby(keys, sort=False).indices.values():
+        ok = idx[np.isfinite(p[idx])]  # a fit that could not be made has no p, and is no test
+        if ok.size:
+            table.loc[table.index[ok], "p_adjusted"] = false_discovery_control(p[ok], method="bh")
+        table.loc[table.index[idx], "bh_family_size"] = int(ok.size)
 
 
 def _swapped(names: Sequence[str], predictors: Sequence[str], base: Sequence[str]) -> list[str]:
@@ -306,7 +337,8 @@ def glm_table(cfg, data):
     """
     g = cfg.correlates.glm
     rows = []
-    for mode, predictors in _count_mode_predictors(cfg, data).items():
+    modes, skipped = _count_mode_predictors(cfg, data)
+    for mode, predictors in modes.items():
         fits = _fits(cfg, data, (), "", predictors)
         present = [p for p in _swapped(g.popularity, predictors, g.predictors) if p in predictors]
         if g.collinearity == "combine" and len(present) >= 2:
@@ -319,4 +351,7 @@ def glm_table(cfg, data):
     for col in GLM_COLUMNS:
         if col not in table.columns:
             table[col] = np.nan
+    if len(table):
+        _add_bh(table)
+    table.attrs["skipped_count_modes"] = skipped
     return table[GLM_COLUMNS]

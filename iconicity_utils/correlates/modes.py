@@ -12,8 +12,8 @@ A title such as *Up*, *It* or *Olympia* occurs in many captions about something 
   caption once whichever names it holds.  An alias that is a common phrase would flood the count
   like a short title does; an alias marked *weak* (:mod:`~iconicity_utils.correlates.aliases`
   decides: by default one whose wordfreq Zipf frequency is at least 4, e.g. "Face Off") counts
-  only in a caption that also holds the creator's surname or a context word (the evidence of
-  ``title_creator`` and ``title_context``);
+  only in a caption that also holds the creator's surname or the work's year; a kind word is no
+  evidence for it ("face off hockey poster", "a new hope still life" are products, not the film);
 
 and ``ambiguous``, the captions with neither, whose share of the ``title`` count is the title's
 ``caption_ambiguity``.  Evidence words are matched like titles (normalised, at word boundaries)
@@ -21,7 +21,8 @@ by the same automaton in the same pass (:class:`CountSpec`).  A bottom-k sample 
 captions per reference (the k smallest of a fixed 64-bit hash of the caption's length and its
 first and last 8 bytes, mixed with the reference: deterministic, the same whichever shards or
 processes scanned them; identical captions share a key and are kept once) lets a reader judge
-the precision.
+the precision; a second one, of the captions that only an alias matched (``alias_samples``),
+judges the aliases'.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class CountSpec:
                 "year": self.year_pid.tolist(),
                 "sample_k": self.sample_k,
                 "modes": list(MODE_ARRAY),
+                # v2: weak aliases need the creator or the year; alias-only captions sampled too
+                "rules": "alias-evidence creator-or-year, alias samples/2",
                 "aliases": [self.alias_pid.tolist(), self.alias_ref.tolist(), self.alias_weak.tolist()],
             }
         )
@@ -210,49 +213,55 @@ def ref_hits(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray
 
 
 def _evidence(pairs: np.ndarray, caps: np.ndarray, refs: np.ndarray, spec: CountSpec):
-    """Per ``(caps[i], refs[i])``: does the caption hold a surname of the reference's creator, and
-    does it hold a kind word or the reference's year?"""
+    """Per ``(caps[i], refs[i])``: does the caption hold a surname of the reference's creator, the
+    reference's year, a kind word?  ``(creator, year, kind)``."""
     n_pat = len(spec.patterns)
     kind_caps = np.unique(pairs[spec.is_kind[pairs % n_pat]] // n_pat)
     creator = np.zeros(caps.size, dtype=bool)
     for j in range(spec.creator_pid.shape[1]):
         creator |= _has(pairs, caps, spec.creator_pid[refs, j], n_pat)
-    context = np.isin(caps, kind_caps) | _has(pairs, caps, spec.year_pid[refs], n_pat)
-    return creator, context
+    return creator, _has(pairs, caps, spec.year_pid[refs], n_pat), np.isin(caps, kind_caps)
 
 
 def alias_hits(pairs: np.ndarray, spec: CountSpec, caps: np.ndarray, refs: np.ndarray):
-    """``(caption, reference)`` once per caption holding the title (the hits ``caps``, ``refs``) or
-    an alias that counts there (a weak alias only with the creator or context evidence)."""
+    """``(caption, reference, alias only)`` once per caption holding the title (the hits ``caps``,
+    ``refs``) or an alias that counts there; ``alias only``: the caption does not hold the title.
+
+    A weak alias counts only in a caption that also holds the creator's surname or the work's
+    year; a kind word is no evidence for it ("face off hockey poster" is a product, not the film).
+    """
     n_pat = len(spec.patterns)
     a_caps, entries = _expand(pairs // n_pat, pairs % n_pat, spec.alias_pid)
     a_refs = spec.alias_ref[entries]
     weak = spec.alias_weak[entries]
     if weak.any():
-        creator, context = _evidence(pairs, a_caps[weak], a_refs[weak], spec)
+        creator, year, _kind = _evidence(pairs, a_caps[weak], a_refs[weak], spec)
         ok = ~weak
-        ok[weak] = creator | context
+        ok[weak] = creator | year
         a_caps, a_refs = a_caps[ok], a_refs[ok]
     n = max(spec.n_refs, 1)
-    keys = np.unique(np.concatenate([caps * n + refs, a_caps * n + a_refs]))
-    return keys // n, keys % n
+    title_keys = np.unique(caps * n + refs)
+    keys = np.unique(np.concatenate([title_keys, a_caps * n + a_refs]))
+    return keys // n, keys % n, ~np.isin(keys, title_keys)
 
 
-def mode_counts(pairs: np.ndarray, spec: CountSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per reference: ``(counts, hit captions, hit references)``; ``counts[:, j]`` is title_creator,
-    title_context, ambiguous (neither), aliases (title or alias) for j = 0 .. 3 (:data:`MODE_ARRAY`).
+def mode_counts(pairs: np.ndarray, spec: CountSpec):
+    """Per reference: ``(counts, title hit captions, their references, alias-only hit captions,
+    their references)``; ``counts[:, j]`` is title_creator, title_context, ambiguous (neither),
+    aliases (title or alias) for j = 0 .. 3 (:data:`MODE_ARRAY`).
 
-    ``pairs``: the batch's sorted unique ``caption * n_patterns + pattern`` hits; the hits
-    returned are the title's.
+    ``pairs``: the batch's sorted unique ``caption * n_patterns + pattern`` hits.  The alias-only
+    hits are the captions that the ``aliases`` mode counts and the title does not.
     """
     caps, refs = ref_hits(pairs, spec)
-    creator, context = _evidence(pairs, caps, refs, spec)
+    creator, year, kind = _evidence(pairs, caps, refs, spec)
+    context = year | kind
     out = np.zeros((spec.n_refs, len(MODE_ARRAY)), dtype=np.int64)
     for j, flag in enumerate((creator, context, ~(creator | context))):
         out[:, j] = np.bincount(refs[flag], minlength=spec.n_refs)
-    _a_caps, a_refs = alias_hits(pairs, spec, caps, refs)
+    a_caps, a_refs, only = alias_hits(pairs, spec, caps, refs)
     out[:, 3] = np.bincount(a_refs, minlength=spec.n_refs)
-    return out, caps, refs
+    return out, caps, refs, a_caps[only], a_refs[only]
 
 
 def _edge_words(data: np.ndarray, lo: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

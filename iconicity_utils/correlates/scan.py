@@ -20,8 +20,8 @@ Command line::
 
 Output: ``<results>/caption_counts.parquet`` (:func:`counts_table_path`), one row per reference
 (``slug``, ``kind``, ``label_clean``, ``pattern``, ``caption_count``, ``exact_caption_count``, one
-``caption_count_<mode>`` per configured count mode, ``caption_ambiguity``, ``caption_samples`` and
-``normalisation``), with the corpus, the shards, the rows scanned, the normalisation, the count
+``caption_count_<mode>`` per configured count mode, ``caption_ambiguity``, ``caption_samples``,
+``alias_samples`` (with the ``aliases`` mode) and ``normalisation``), with the corpus, the shards, the rows scanned, the normalisation, the count
 modes and the scan's time in its provenance.
 """
 
@@ -325,6 +325,7 @@ def _partial_record(
         if counts.modes is not None
         else [],
         "samples": [[r, str(k), t] for r, k, t in counts.samples],
+        "alias_samples": [[r, str(k), t] for r, k, t in counts.alias_samples],
     }
 
 
@@ -474,7 +475,7 @@ def _merge(refs, spec: CountSpec, records: list[dict], count_modes):
     counts = np.zeros(n_pat, np.int64)
     exact = np.zeros(n_pat, np.int64)
     modes = np.zeros((spec.n_refs, len(MODE_ARRAY)), np.int64)
-    samples = []
+    samples, alias_samples = [], []
     for record in records:
         for i, c, e in record["counts"]:
             counts[i] += c
@@ -482,6 +483,7 @@ def _merge(refs, spec: CountSpec, records: list[dict], count_modes):
         for r, *m in record.get("modes", []):
             modes[r] += m
         samples += [(r, int(k), t) for r, k, t in record.get("samples", [])]
+        alias_samples += [(r, int(k), t) for r, k, t in record.get("alias_samples", [])]
     idx = spec.title_pid
     defined = idx >= 0
     out = refs[["slug", "kind", "label_clean"]].copy()
@@ -496,6 +498,9 @@ def _merge(refs, spec: CountSpec, records: list[dict], count_modes):
                                             modes[:, 2] / out["caption_count"].fillna(0).to_numpy(), np.nan)  # fmt: skip
     chosen = bottom_k(samples, spec.sample_k)
     out["caption_samples"] = [[t for r2, _k, t in chosen if r2 == r] for r in range(spec.n_refs)]
+    if "aliases" in count_modes:
+        chosen = bottom_k(alias_samples, spec.sample_k)
+        out["alias_samples"] = [[t for r2, _k, t in chosen if r2 == r] for r in range(spec.n_refs)]
     cols = [
         "caption_count",
         "exact_caption_count",
@@ -529,7 +534,7 @@ def _provenance(cfg, spec: CountSpec, state: _Shards, folder: Path) -> dict[str,
         "evidence": "title_creator: a creator's surname; title_context: a kind word "
         f"({', '.join(KIND_WORDS)}) or the year; same caption, word boundaries, same normalisation",
         "aliases": f"title or an alias, once per caption; alias_rule {f.alias_rule} (common: wordfreq Zipf "
-        f">= {f.alias_common_zipf:g}; a weak alias counts only with the creator's surname or context); "
+        f">= {f.alias_common_zipf:g}; a weak alias counts only with the creator's surname or the year); "
         f"{spec.alias_pid.size} aliases, {int(spec.alias_weak.sum())} weak"
         if "aliases" in f.count_modes
         else "not counted",

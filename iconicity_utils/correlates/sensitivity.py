@@ -4,7 +4,8 @@
 (:mod:`~iconicity_utils.correlates.modes`) with each outcome, per model, on every reference and
 with the ambiguous titles left out (``caption_ambiguity`` above a threshold: most of their
 captions carry neither the creator nor a context word).  :func:`caption_samples`: the matched
-captions sampled per reference, one row each, so that a reader can judge what was counted.
+captions sampled per reference (or those only an alias matched), one row each, so that a reader
+can judge what was counted.
 :func:`normalisation_sensitivity`: the ``title`` count under both normalisations
 (``correlates.frequency.normalise``), over the corpus's first captions.
 """
@@ -70,30 +71,49 @@ def mode_sensitivity(cfg, data, max_ambiguity: float = 0.5):
     return table
 
 
-def caption_samples(counts, slugs=None):
-    """The sampled captions of the counts table, one row each (``slug``, ``label_clean``, counts, ``caption``)."""
-    keep = ["slug", "label_clean", "caption_count", "caption_ambiguity", "caption_samples"]
-    part = counts[[k for k in keep if k in counts.columns]]
+def caption_samples(counts, slugs=None, column: str = "caption_samples"):
+    """The sampled captions of the counts table, one row each (``slug``, ``label_clean``, counts, ``caption``).
+
+    ``column``: ``caption_samples`` (captions holding the title) or ``alias_samples`` (captions
+    only an alias matched: the aliases' precision).
+
+    Raises:
+        KeyError: the counts table has no ``column`` (``alias_samples`` needs the ``aliases`` mode).
+    """
+    if column not in counts.columns:
+        raise KeyError(
+            f"the counts table has no {column!r} column (alias_samples needs 'aliases' in "
+            "correlates.frequency.count_modes)"
+        )
+    count = "caption_count_aliases" if column == "alias_samples" else "caption_count"
+    keep = ["slug", "label_clean", "caption_count", count, "caption_ambiguity", column]
+    part = counts[[k for k in dict.fromkeys(keep) if k in counts.columns]]
     if slugs is not None:
         part = part[part["slug"].isin(list(slugs))]
-    out = part.explode("caption_samples").rename(columns={"caption_samples": "caption"})
+    out = part.explode(column).rename(columns={column: "caption"})
     return out.dropna(subset=["caption"]).reset_index(drop=True)
 
 
 def _first_captions(cfg, limit: int):
-    """The caption column of the corpus's first ``limit`` rows (shard by shard), and the rows it has."""
-    column = cfg.correlates.frequency.caption_column
-    parts, total = [], 0
+    """The caption column of the corpus's first ``limit`` rows (shard by shard, batch by batch: no
+    more of a shard is read than the limit needs), and the rows the corpus has."""
+    f = cfg.correlates.frequency
+    column = f.caption_column
+    parts, total, have = [], 0, 0
     for path in list_shards(cfg):
         pf = pq.ParquetFile(path)
         total += pf.metadata.num_rows
-        have = sum(len(p) for p in parts)
-        if have < limit:
-            if column not in pf.schema_arrow.names:
-                raise KeyError(
-                    f"caption column {column!r} is not in {path} (correlates.frequency.caption_column)"
-                )
-            parts.append(pf.read(columns=[column]).column(0).slice(0, limit - have))
+        if have >= limit:
+            continue
+        if column not in pf.schema_arrow.names:
+            raise KeyError(
+                f"caption column {column!r} is not in {path} (correlates.frequency.caption_column)"
+            )
+        for batch in pf.iter_batches(batch_size=max(1, min(f.batch_rows, limit - have)), columns=[column]):
+            parts.append(batch.column(0).slice(0, limit - have))
+            have += len(parts[-1])
+            if have >= limit:
+                break
     return pa.chunked_array(parts or [pa.array([], pa.string())]).combine_chunks(), total
 
 
@@ -116,7 +136,7 @@ def normalisation_sensitivity(cfg, max_captions: int = 2_000_000):
     out["caption_count_punctuation"] = punct.astype(int)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ratio"] = np.where(exact > 0, punct / exact, np.nan)
-    out["note"] = np.where(exact > 0, "", "no caption holds the title exactly")
+    out["note"] = np.where(exact > 0, "", "no caption holds the title under exact normalisation")
     out.attrs["captions_read"] = len(captions)
     out.attrs["captions_in_corpus"] = total
     return out

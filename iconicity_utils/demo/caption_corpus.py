@@ -11,7 +11,8 @@ case, Unicode variants and a caption that repeats a title.  For the count modes
 (:mod:`~iconicity_utils.correlates.modes`) each title gets its own share of captions with
 evidence (the creator's surname, the year, or "painting" / "film"), from none to nearly all, so
 that ``caption_ambiguity`` varies across references; each alias of stage 01's ``aliases`` gets
-captions of its own (a weak alias half of them with evidence, half without) and one caption holds
+captions of its own (a weak alias half of them with evidence, half without; it counts only with
+the creator's surname or the year, not with a kind word) and one caption holds
 title and alias together; each title with punctuation gets captions with the punctuation dropped
 ("face off", which only ``normalise: punctuation`` counts).  Every mode's count is planned, and
 checked against an independent slow count (one regex per name) before it is written.
@@ -37,7 +38,7 @@ from iconicity_utils.core.io import atomic_path, atomic_write_json, read_table
 from iconicity_utils.correlates.aliases import reference_aliases
 from iconicity_utils.correlates.corpus import shard_glob
 from iconicity_utils.correlates.modes import KIND_WORDS, surnames
-from iconicity_utils.correlates.normalise import NORMALISATION, QUOTES, normalise_texts
+from iconicity_utils.correlates.normalise import NORMALISATION, QUOTES, normalisation_name, normalise_texts
 
 __all__ = [
     "SyntheticCaptionCorpus",
@@ -56,13 +57,14 @@ _FILLER = (
     "image", "picture", "view", "close", "up", "free", "shipping", "new", "old", "rare", "original",
 )  # fmt: skip
 #: hand-made decoys: text that looks like a demo title but must not count (title inside a longer
-#: word, punctuation dropped, part of a title)
+#: word, punctuation dropped, part of a title; "face off hockey poster" also must not count as the
+#: weak alias "Face Off": a kind word is no evidence for a weak alias)
 _DECOYS = {
     "Psycho": ["psychology textbook cover", "a psychotic villain, comic style"],
     "Titanic": ["titanically large ship model", "titanics of industry, old photo"],
     "Metropolis": ["metropolises at night, skyline print"],
     "Guernica": ["guernicas in the rain, street photo"],
-    "Face/Off": ["face off hockey game", "faceoff at the rink", "face / off sticker"],
+    "Face/Off": ["face off hockey poster", "faceoff at the rink", "face / off sticker"],
     "Impression, Sunrise": ["impression sunrise over the harbour"],
     "2001: A Space Odyssey": ["2001 a space odyssey themed party"],
     "...And Justice for All": ["and justice for all, courthouse sign"],
@@ -168,7 +170,8 @@ def build_corpus(cfg, n_captions: int = 20_000, n_shards: int = 4, seed: int = 0
     (0 to ~60, more for more-linked references), written in many ways that must count (other
     case, curly quotes, tabs and newlines, a title repeated in one caption, NBSP, double spaces,
     NFD accents, full-width letters, a caption that is exactly the title) beside decoys that must
-    not (a title inside a longer word, punctuation dropped, part of a title); a planned share of
+    not (a title inside a longer word, punctuation dropped, part of a title; a weak alias with a
+    kind word only, "face off hockey poster"); a planned share of
     them carry evidence, and aliases and punctuation variants get captions of their own (module
     docstring).  The rest is filler made of words that appear in no title and are no evidence.
     Every mode's planned count is checked against an independent, slow count (one regex per name
@@ -191,7 +194,7 @@ def build_corpus(cfg, n_captions: int = 20_000, n_shards: int = 4, seed: int = 0
         "titles": list(zip(refs["slug"], refs["label_clean"], refs["sitelinks"].astype(int), strict=True)),
         "n_captions": n_captions, "n_shards": n_shards, "seed": seed, "column": column,
         "normalisation": NORMALISATION, "aliases": aliases,
-        "evidence": ["shares, aliases, punctuation: v3", *zip(refs.get("creator", []), refs.get("year", []), strict=False)],
+        "evidence": ["shares, aliases, punctuation: v4 (weak aliases: creator or year)", *zip(refs.get("creator", []), refs.get("year", []), strict=False)],
     }  # fmt: skip
     fingerprint = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()
     if _up_to_date(cfg, folder, names, fingerprint):
@@ -284,7 +287,10 @@ def _alias_captions(refs, aliases, plan: dict, pick, title_rx) -> list[str]:
                 evidence = k % 2 == 0
                 out.append(f"{alias} {pick()} {pick()}" + (extra if evidence else "") if k % 3 else
                            f"{pick()} {alias}" + (extra if evidence else f" {pick()}"))  # fmt: skip
-                plan[row["slug"]]["aliases"] += int(evidence or not is_weak)
+                # a weak alias counts only with the creator or the year; a kind word is no evidence
+                plan[row["slug"]]["aliases"] += int(
+                    not is_weak or (evidence and _what in ("creator", "year"))
+                )
             if q == 0:
                 out.append(f"{row['label_clean']} ({alias}) {pick()}")
                 plan[row["slug"]]["caption_count"] += 1
@@ -390,14 +396,17 @@ def _slow_mode_counts(captions: Sequence[str], refs, aliases) -> dict[str, dict[
         def creator(x, names=names):
             return any(n.search(x) for n in names)
 
-        def context(x, year_rx=year_rx):
-            return any(k.search(x) for k in kinds) or bool(year_rx and year_rx.search(x))
+        def dated(x, year_rx=year_rx):
+            return bool(year_rx and year_rx.search(x))
+
+        def context(x):
+            return any(k.search(x) for k in kinds) or dated(x)
 
         forms = (aliases[0][r], aliases[1][r]) if aliases is not None else ((), ())
         strong = [_title_rx(_norm(a)) for a, w in zip(*forms, strict=True) if _norm(a) and not w]
         weak = [_title_rx(_norm(a)) for a, w in zip(*forms, strict=True) if _norm(a) and w]
         holds = sum(1 for x in texts if (title and _title_rx(title).search(x)) or any(a.search(x) for a in strong)
-                    or (any(a.search(x) for a in weak) and (creator(x) or context(x))))  # fmt: skip
+                    or (any(a.search(x) for a in weak) and (creator(x) or dated(x))))  # fmt: skip
         out[row["slug"]] = {
             "caption_count": len(hits), "exact_caption_count": sum(1 for x in texts if title and x == title),
             "title_creator": sum(1 for x in hits if creator(x)), "title_context": sum(1 for x in hits if context(x)),
@@ -406,9 +415,28 @@ def _slow_mode_counts(captions: Sequence[str], refs, aliases) -> dict[str, dict[
     return out
 
 
+def _check_normalisation(counts) -> None:
+    """The expectations are for ``normalise: exact``; counts made otherwise are refused."""
+    want = normalisation_name("exact")
+    made = sorted(set(counts["normalisation"].dropna())) if "normalisation" in counts.columns else [want]
+    if made != [want]:
+        raise ValueError(
+            f"counts column 'normalisation' is {made}, but the demo's expected counts are for {want!r} "
+            "(correlates.frequency.normalise: exact); under punctuation compare with "
+            "expected_counts.json's caption_count_punctuation"
+        )
+
+
 def compare_expected(cfg, counts):
     """The demo's counts beside the counts known by construction: ``match`` per reference, over the
-    ``title`` and exact counts and every count mode the counts table has."""
+    ``title`` and exact counts and every count mode the counts table has (a count missing on
+    either side is no match).
+
+    Raises:
+        ValueError: the counts were made under another normalisation than ``exact`` (column
+            ``normalisation``), for which the expectations hold.
+    """
+    _check_normalisation(counts)
     expected = json.loads(demo_expected_path(cfg).read_text(encoding="utf-8"))["expected"]
     modes = [
         m for m in ("title_creator", "title_context", "aliases") if f"caption_count_{m}" in counts.columns
@@ -430,6 +458,7 @@ def compare_expected(cfg, counts):
     )
     for m in modes:
         out["match"] &= out[f"caption_count_{m}"] == out[f"expected_{m}"]
+    out["match"] = out["match"].fillna(False).astype(bool)  # a count or an expectation missing: no match
     return out
 
 
