@@ -273,7 +273,9 @@ def plot_changes_vs_floor(paired: pd.DataFrame, metrics: Sequence[str] = PAIRED_
     ]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(
-        "change from the title, read against the noise floor (filled: beyond it)", fontsize=9, y=0.945
+        "change from the title, read against the noise floor (filled: beyond it; ×: n < min_pairs, no test)",
+        fontsize=9,
+        y=0.945,
     )
     fig.tight_layout(rect=(0, 0.06, 1, 0.93))  # the top is left to the stand-in label
     return fig
@@ -318,7 +320,9 @@ def plot_selection(
                 ax.set_ylabel(label, fontsize=8)
     axes[0][0].set_yscale("log")
     axes[0][0].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    axes[0][0].yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[0][0].yaxis.set_minor_formatter(  # 20, 50, 200, 500: the others would overlap
+        plt.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else "")
+    )
     fig.suptitle(f"which references each comparison includes ({model}; bars: medians)", fontsize=9, y=0.945)
     fig.tight_layout(rect=(0, 0, 1, 0.93))  # the top is left to the stand-in label
     return fig
