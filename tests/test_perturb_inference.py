@@ -83,14 +83,6 @@ def test_two_sample_test_matches_scipy_permutation_test():
         inf.two_sample_test([], y)
 
 
-def test_bh_matches_statsmodels_and_keeps_nan():
-    p = np.array([0.01, 0.04, np.nan, 0.03, 0.2, 0.002, 0.5, np.nan])
-    got = inf.bh_adjust(p)
-    ok = ~np.isnan(p)
-    assert np.isnan(got[~ok]).all()
-    assert got[ok] == pytest.approx(multipletests(p[ok], method="fdr_bh")[1])
-
-
 # --------------------------------------------------------------------------------------------
 # The paired table
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Score tables without any encoder: the bootstrap against scipy, and the notebooks' small tables
-against hand computations.  (Aggregation, re-thresholding and sweeps on a scored study are tested
+"""Score tables without any encoder: the bootstrap against scipy, Benjamini-Hochberg against
+statsmodels, and the notebooks' small tables against hand computations.  (Aggregation, re-thresholding and sweeps on a scored study are tested
 in tests/test_scoring.py, where the study is scored once.)"""
 
 from __future__ import annotations
@@ -33,6 +33,26 @@ def test_bootstrap_ci_leaves_undefined_values_out():
     means = [np.mean([x for x in with_nan[row] if not np.isnan(x)]) for row in index if (row != 1).any()]
     assert (low, high) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
     assert np.isnan(score_tables.bootstrap_ci(np.array([np.nan, np.nan]), 100)).all()
+
+
+def test_bh_matches_statsmodels_and_keeps_nan():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, np.nan, 0.03, 0.2, 0.002, 0.5, np.nan])
+    got = score_tables.bh_adjust(p)
+    ok = ~np.isnan(p)
+    assert np.isnan(got[~ok]).all()
+    assert got[ok] == pytest.approx(multipletests(p[ok], method="fdr_bh")[1])
+
+
+def test_bh_matches_statsmodels_on_another_family():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.001, 0.04, 0.03, np.nan, 0.2, 0.012, 0.5, 0.049])
+    ok = ~np.isnan(p)
+    expected = multipletests(p[ok], method="fdr_bh")[1]
+    got = score_tables.bh_adjust(p)
+    assert np.isnan(got[3]) and np.allclose(got[ok], expected)
     assert score_tables.bootstrap_ci(np.array([0.5]), 100) == (0.5, 0.5, 0.5)
 
 

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iconicity_utils.score.tables import bh_adjust
+
 __all__ = [
     "GLM_TABLE",
     "GLM_COLUMNS",
@@ -304,8 +306,6 @@ def _add_bh(table) -> None:
     """``p_adjusted``: Benjamini-Hochberg over the count modes of one (fit, model, kind, errors,
     term) - the same coefficient fitted with each mode's count (the count term itself counts as one
     term whichever mode); named in ``bh_family``, its size in ``bh_family_size``."""
-    from scipy.stats import false_discovery_control
-
     role = table["term"].where(~table["term"].str.match(r"^caption_count_.*_log10$"), TITLE_COUNT)
     table["bh_family"] = "count modes of one fit, model, kind, errors and term"
     table["p_adjusted"] = np.nan
@@ -313,10 +313,9 @@ def _add_bh(table) -> None:
     keys = [table[c].astype(str) for c in ("fit", "model", "kind", "errors")] + [role]
     p = table["p"].to_numpy(dtype=float)
     for idx in table.groupby(keys, sort=False).indices.values():
-        ok = idx[np.isfinite(p[idx])]  # a fit that could not be made has no p, and is no test
-        if ok.size:
-            table.loc[table.index[ok], "p_adjusted"] = false_discovery_control(p[ok], method="bh")
-        table.loc[table.index[idx], "bh_family_size"] = int(ok.size)
+        # a fit that could not be made has no p (NaN), and is no test of the family
+        table.loc[table.index[idx], "p_adjusted"] = bh_adjust(p[idx])
+        table.loc[table.index[idx], "bh_family_size"] = int(np.count_nonzero(~np.isnan(p[idx])))
 
 
 def _swapped(names: Sequence[str], predictors: Sequence[str], base: Sequence[str]) -> list[str]:

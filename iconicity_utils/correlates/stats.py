@@ -19,6 +19,7 @@ import pandas as pd
 
 from iconicity_utils.config.analysis import CORRELATE_OUTCOMES
 from iconicity_utils.correlates.glm import GLM_TABLE, glm_table, ordered_models, vif
+from iconicity_utils.score.tables import bh_adjust
 
 __all__ = [
     "OUTCOME_LABELS",
@@ -26,7 +27,6 @@ __all__ = [
     "GLM_TABLE",
     "as_floats",
     "spearman_ci",
-    "bh_adjust",
     "count_mode_of",
     "spearman_table",
     "vif",
@@ -86,18 +86,6 @@ def spearman_ci(
     alpha = (1 - level) / 2
     low, high = np.quantile(rho_b, [alpha, 1 - alpha]) if rho_b.size else (nan, nan)
     return float(res.statistic), float(res.pvalue), float(low), float(high), n
-
-
-def bh_adjust(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``); NaN stays NaN."""
-    from scipy import stats
-
-    p = np.asarray(p, dtype="float64")
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return out
 
 
 SPEARMAN_COLUMNS = [

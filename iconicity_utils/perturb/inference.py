@@ -7,8 +7,8 @@ is the share of sign vectors whose |mean| is at least the observed one.  It keep
 zero is a pair that did not move; it is not dropped, as the Wilcoxon test drops it), and it is
 exact for small n (all 2**n sign vectors), Monte Carlo above ``exact_max_pairs``
 (``default_rng(seed)``, p = (b + 1) / (m + 1), which is never 0).  :func:`two_sample_test` is the
-same idea for two independent groups (the controls arm).  :func:`bh_adjust` is the
-Benjamini-Hochberg adjustment, applied within a *family*: one metric across every model, variant
+same idea for two independent groups (the controls arm).  The Benjamini-Hochberg adjustment
+(:func:`~iconicity_utils.score.tables.bh_adjust`, shared with stage 06) is applied within a *family*: one metric across every model, variant
 and kind of a table.  No test runs below ``perturbation.min_pairs`` pairs (6: the exact test's
 smallest two-sided p is 2 / 2**n, which first falls below 0.05 at n = 6), and the row says so.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from iconicity_utils.score.tables import bootstrap_ci
+from iconicity_utils.score.tables import bh_adjust, bootstrap_ci
 
 if TYPE_CHECKING:
     from iconicity_utils.config import StudyConfig
@@ -36,7 +36,6 @@ __all__ = [
     "smallest_p",
     "sign_flip_test",
     "two_sample_test",
-    "bh_adjust",
     "adjust_within_metric",
     "paired_changes",
 ]
@@ -148,22 +147,6 @@ def two_sample_test(
     return (b + 1) / (
         n_permutations + 1
     ), f"two-sample permutation, Monte Carlo ({n_permutations} splits, seed {seed})"
-
-
-def bh_adjust(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values of one family; NaN (no test) stays NaN and is not counted.
-
-    ``p_adj[(i)] = min_{j >= i} min(1, m p_(j) / j)`` over the m sorted non-NaN p-values.
-    """
-    p = np.asarray(p, dtype="float64")
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    if ok.size:
-        order = ok[np.argsort(p[ok], kind="stable")]
-        m = order.size
-        scaled = p[order] * m / np.arange(1, m + 1)
-        out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    return out
 
 
 def _no_test_reason(n: int, n_nonzero: int, min_pairs: int) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "aggregate_references",
     "with_skipped_counts",
     "bootstrap_ci",
+    "bh_adjust",
     "model_table",
     "rescore",
     "threshold_sweep",
@@ -113,6 +114,19 @@ def with_skipped_counts(per_reference, skipped):
     ]
     df["n_skipped"] = df["n_skipped"].astype("Int64")
     return df
+
+
+def bh_adjust(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values of one family (``scipy.stats.false_discovery_control``);
+    NaN (no test) stays NaN and is not counted in the family.  Stages 05 and 06 adjust with it."""
+    from scipy import stats
+
+    p = np.asarray(p, dtype="float64")
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
 
 
 def bootstrap_ci(
