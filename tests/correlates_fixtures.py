@@ -138,6 +138,18 @@ def write_shards(folder: Path, shards: list[list[str | None]], column: str = "TE
 QUOTES = {"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"'}
 
 
+def glm_design(part: pd.DataFrame, predictors, extra=()) -> tuple[np.ndarray, pd.DataFrame]:
+    """The binomial GLM's outcome and design, written independently of the package: a constant,
+    each predictor z-scored (ddof=1), the ``extra`` columns as given, and (recognised, not) counts."""
+    X = pd.DataFrame({"const": 1.0}, index=part.index)
+    for p in predictors:
+        X[p] = (part[p] - part[p].mean()) / part[p].std(ddof=1)
+    for name, values in extra:
+        X[name] = values.loc[part.index].astype(float)
+    y = np.column_stack([part["n_recognised"], part["n_images"] - part["n_recognised"]])
+    return y, X
+
+
 def slow_normalise(text: str | None, mode: str = "exact") -> str:
     text = unicodedata.normalize("NFKC", text or "").lower()
     for src, dst in QUOTES.items():

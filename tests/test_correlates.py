@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from collection_http import Reply, ScriptedServer
-from correlates_fixtures import MODELS, make_references, make_study, references_frame, study_config
+from correlates_fixtures import (
+    MODELS,
+    glm_design,
+    make_references,
+    make_study,
+    references_frame,
+    study_config,
+)
 from scipy import stats
 
 from iconicity_utils.config import ConfigError
@@ -333,12 +340,7 @@ def direct_glm(part, predictors, extra=()):
     import statsmodels.api as sm
 
     part = part.dropna(subset=predictors)
-    X = pd.DataFrame({"const": 1.0}, index=part.index)
-    for p in predictors:
-        X[p] = (part[p] - part[p].mean()) / part[p].std(ddof=1)
-    for name, values in extra:
-        X[name] = values.loc[part.index].astype(float)
-    y = np.column_stack([part["n_recognised"], part["n_images"] - part["n_recognised"]])
+    y, X = glm_design(part, predictors, extra)
     return sm.GLM(y, X, family=sm.families.Binomial()).fit(), X
 
 

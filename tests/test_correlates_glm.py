@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from correlates_fixtures import study_config
+from correlates_fixtures import glm_design, study_config
 
 from iconicity_utils.correlates import covariates
 from iconicity_utils.correlates import glm as cglm
@@ -31,16 +31,6 @@ def overdispersed_data(n: int = 80, seed: int = 11) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def design(part, preds, extra=()):
-    X = pd.DataFrame({"const": 1.0}, index=part.index)
-    for p in preds:
-        X[p] = (part[p] - part[p].mean()) / part[p].std(ddof=1)
-    for name, values in extra:
-        X[name] = values.loc[part.index].astype(float)
-    y = np.column_stack([part["n_recognised"], part["n_images"] - part["n_recognised"]])
-    return y, X
-
-
 def test_quasi_and_clustered_errors_equal_statsmodels_and_exceed_the_binomial(tmp_path):
     import statsmodels.api as sm
 
@@ -49,7 +39,7 @@ def test_quasi_and_clustered_errors_equal_statsmodels_and_exceed_the_binomial(tm
     table = cglm.glm_table(cfg, data)
     # per model: quasi-binomial, scale = Pearson chi2 / df
     part = data[data.model == "m1"]
-    y, X = design(part, PREDS, [("kind_static", part["kind"] == "static")])
+    y, X = glm_design(part, PREDS, [("kind_static", part["kind"] == "static")])
     plain = sm.GLM(y, X, family=sm.families.Binomial()).fit()
     # statsmodels' scale="X2" ignores the trials of a two-column outcome: the scale is given as a number
     quasi = sm.GLM(y, X, family=sm.families.Binomial()).fit(scale=plain.pearson_chi2 / plain.df_resid)
@@ -63,7 +53,7 @@ def test_quasi_and_clustered_errors_equal_statsmodels_and_exceed_the_binomial(tm
     assert got["dispersion"].iloc[0] == pytest.approx(dispersion) and dispersion > 2  # overdispersed
     assert (got["se"] > plain.bse[got.index] * 1.4).all()  # the binomial errors were too small
     # pooled: clustered by reference
-    y, X = design(
+    y, X = glm_design(
         data, PREDS, [("kind_static", data["kind"] == "static"), ("model_m2", data["model"] == "m2")]
     )
     groups = pd.factorize(data["slug"])[0]
@@ -128,7 +118,7 @@ def test_every_fit_is_repeated_per_count_mode(tmp_path):
     assert set(table["count_mode"]) == {"title", "aliases"}
     part = data[data.model == "m2"]
     aliases = ["caption_count_aliases_log10", "sitelinks_log10", "year"]
-    y, X = design(part, aliases, [("kind_static", part["kind"] == "static")])
+    y, X = glm_design(part, aliases, [("kind_static", part["kind"] == "static")])
     want = sm.GLM(y, X, family=sm.families.Binomial()).fit()
     got = table[
         (table.fit == "per_model") & (table.model == "m2") & (table.count_mode == "aliases")
