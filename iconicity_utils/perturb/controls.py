@@ -29,7 +29,7 @@ from iconicity_utils.perturb.inference import (
     sign_flip_test,
     two_sample_test,
 )
-from iconicity_utils.perturb.leaks import find_leaks, leak_words
+from iconicity_utils.perturb.leaks import flag_rows
 from iconicity_utils.perturb.literal import literal_rows
 
 if TYPE_CHECKING:
@@ -80,7 +80,6 @@ def control_prompts(cfg: StudyConfig, iconic_slugs, wn, known_slugs=()) -> pd.Da
     Raises:
         FileNotFoundError, ValueError: as :func:`read_controls`.
     """
-    p = cfg.perturbation
     controls = read_controls(cfg, iconic_slugs)
     known = [*known_slugs, *controls["slug"]]
     rows = literal_rows(cfg, controls, known, wn) if len(controls) else []
@@ -90,21 +89,7 @@ def control_prompts(cfg: StudyConfig, iconic_slugs, wn, known_slugs=()) -> pd.Da
     df["variant"] = CONTROL_VARIANT
     df["kind"] = [info.at[s, "kind"] for s in df["slug"]]
     df["title"] = [info.at[s, "label_clean"] for s in df["slug"]]
-    df["status"] = np.where(df["prompt"].isna(), "missing", "ok")
-    df["standin"] = df["standin"].eq(True)
-    df["leak_words"] = [
-        find_leaks(prompt, leak_words(info.at[s, "label_clean"], info.at[s, "creator"], mode=p.leak_words,
-                                      max_zipf=p.leak_max_zipf), wn, match=p.leak_match,
-                   max_zipf=p.leak_max_zipf) if ok == "ok" else []
-        for s, prompt, ok in zip(df["slug"], df["prompt"], df["status"], strict=True)
-    ]  # fmt: skip
-    df["leak"] = [bool(w) for w in df["leak_words"]]
-    df["named"] = df["named"].eq(True)
-    df["named_words"] = [w if isinstance(w, list) else [] for w in df["named_words"]]
-    df["in_comparison"] = (
-        (df["status"] == "ok") & ~(df["leak"] & p.exclude_leaks) & ~(df["named"] & p.exclude_named)
-    )
-    return df
+    return flag_rows(df, dict(zip(controls["slug"], controls["creator"], strict=True)), cfg, wn)
 
 
 def _arm(per_ref: pd.DataFrame, prompts: pd.DataFrame, variant: str) -> pd.DataFrame:

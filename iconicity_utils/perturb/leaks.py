@@ -3,13 +3,20 @@
 :func:`leak_words` lists the words a variant of a title must not contain (its distinctive words
 and the creator's name); :func:`find_leaks` finds them in a prompt, through WordNet base forms and
 spelling variants of its words, and in the words CLIP's tokenizer reads
-(:mod:`~iconicity_utils.perturb.clip_bpe`).
+(:mod:`~iconicity_utils.perturb.clip_bpe`).  :func:`flag_rows` sets the flags of prompts-table rows
+(missing, leaking, naming someone, in the comparison) by one rule, for the iconic references'
+rows (:mod:`~iconicity_utils.perturb.prompts`) and the controls' (:mod:`~iconicity_utils.perturb.controls`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
+from iconicity_utils.core.constants import BASE_VARIANT, RESEED_VARIANT
 from iconicity_utils.perturb.clip_bpe import bpe_contains, clip_words
 from iconicity_utils.perturb.words import (
     FUNCTION_WORDS,
@@ -20,7 +27,10 @@ from iconicity_utils.perturb.words import (
     tokens,
 )
 
-__all__ = ["LEAK_MATCHES", "leak_words", "find_leaks"]
+if TYPE_CHECKING:
+    from iconicity_utils.config import StudyConfig
+
+__all__ = ["LEAK_MATCHES", "leak_words", "find_leaks", "flag_rows"]
 
 #: how leak words are matched (``perturbation.leak_match``): ``words`` (word forms and spelling
 #: variants) or ``words+clip_bpe`` (and the words CLIP's BPE tokenizer reads)
@@ -97,3 +107,31 @@ def find_leaks(
         read = clip_words(prompt)
         hits.update(w for w in words if bpe_contains(read, w))
     return sorted(hits)
+
+
+def flag_rows(df: pd.DataFrame, creators: Mapping[str, Any], cfg: StudyConfig, wn) -> pd.DataFrame:
+    """The flags of prompts-table rows (``slug, variant, title, prompt`` [, ``named_words``, ``standin``]):
+    ``status`` (``ok``, or ``missing`` without a prompt), ``standin``, ``leak_words`` and ``leak``
+    (:func:`leak_words` of the row's title and its slug's creator in ``creators``, found by
+    :func:`find_leaks`; a title and its re-seeded copy are not checked), ``named_words`` and
+    ``named`` (as :func:`~iconicity_utils.perturb.literal.literal_rows` found them; none elsewhere),
+    and ``in_comparison``: ok, and neither leaking nor naming someone unless ``exclude_leaks`` /
+    ``exclude_named`` is off.  Returns ``df`` with the flags set."""
+    p = cfg.perturbation
+    df["status"] = np.where(df["prompt"].isna(), "missing", "ok")
+    df["standin"] = df["standin"].eq(True) if "standin" in df else False
+    df["leak_words"] = [
+        [] if variant in (BASE_VARIANT, RESEED_VARIANT) or status != "ok"
+        else find_leaks(prompt, leak_words(title, creators[slug], mode=p.leak_words, max_zipf=p.leak_max_zipf),
+                        wn, match=p.leak_match, max_zipf=p.leak_max_zipf)
+        for slug, variant, title, prompt, status in zip(
+            df["slug"], df["variant"], df["title"], df["prompt"], df["status"], strict=True
+        )
+    ]  # fmt: skip
+    df["leak"] = [bool(w) for w in df["leak_words"]]
+    df["named_words"] = [w if isinstance(w, list) else [] for w in df.get("named_words", [None] * len(df))]
+    df["named"] = [bool(w) for w in df["named_words"]]
+    df["in_comparison"] = (
+        (df["status"] == "ok") & ~(df["leak"] & p.exclude_leaks) & ~(df["named"] & p.exclude_named)
+    )
+    return df

@@ -20,7 +20,7 @@ from iconicity_utils.core.constants import BASE_VARIANT, RESEED_VARIANT
 from iconicity_utils.core.io import read_table, with_standin_label, write_table
 from iconicity_utils.perturb.controls import control_prompts
 from iconicity_utils.perturb.distance import add_text_distance
-from iconicity_utils.perturb.leaks import find_leaks, leak_words
+from iconicity_utils.perturb.leaks import flag_rows
 from iconicity_utils.perturb.literal import literal_rows, read_literal_csv
 from iconicity_utils.perturb.synonyms import meaning_ranker, synonym_variants
 from iconicity_utils.perturb.wordnet import load_wordnet, wordnet_source
@@ -136,19 +136,6 @@ def _title_and_synonym_rows(
     return rows
 
 
-def _leaks(cfg: StudyConfig, df: pd.DataFrame, base: dict[str, Any], wn) -> list[list[str]]:
-    """The leaking words of every row (none for titles and missing prompts)."""
-    p = cfg.perturbation
-    leaks = []
-    for row in df.itertuples(index=False):
-        if row.variant in (BASE_VARIANT, RESEED_VARIANT) or row.status != "ok":
-            leaks.append([])
-            continue
-        words = leak_words(row.title, base[row.slug].creator, mode=p.leak_words, max_zipf=p.leak_max_zipf)
-        leaks.append(find_leaks(row.prompt, words, wn, match=p.leak_match, max_zipf=p.leak_max_zipf))
-    return leaks
-
-
 def _in_table_order(df: pd.DataFrame, names: list[str], base: dict[str, Any]) -> pd.DataFrame:
     """Rows by reference (selection order), then variant (:func:`variant_names` order)."""
     order = {name: i for i, name in enumerate(names)}
@@ -199,17 +186,8 @@ def build_prompts(
     df = pd.DataFrame(rows)
     df["kind"] = [base[s].kind for s in df["slug"]]
     df["title"] = [base[s].label_clean for s in df["slug"]]
-    df["status"] = np.where(df["prompt"].isna(), "missing", "ok")
-    df["standin"] = df["standin"].eq(True) if "standin" in df else False
-    leaks = _leaks(cfg, df, base, wn)
-    df["leak_words"] = leaks
-    df["leak"] = [bool(w) for w in leaks]
     # the named-someone check is made on literal rows only (literal.py); the others name no one by it
-    df["named_words"] = [w if isinstance(w, list) else [] for w in df.get("named_words", [None] * len(df))]
-    df["named"] = [bool(w) for w in df["named_words"]]
-    df["in_comparison"] = (
-        (df["status"] == "ok") & ~(df["leak"] & p.exclude_leaks) & ~(df["named"] & p.exclude_named)
-    )
+    df = flag_rows(df, {slug: r.creator for slug, r in base.items()}, cfg, wn)
     df = _in_table_order(df, names, base)
     if p.controls:  # the matched-controls arm (controls.py): their own slugs, after the iconic rows
         df = pd.concat([df, control_prompts(cfg, refs["slug"], wn, everything["slug"])], ignore_index=True)
