@@ -198,7 +198,11 @@ def pair_table(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig)
     Raises:
         ValueError: a (model, reference) with variant images but no title images.
     """
-    per_ref = reference_metrics(per_image, prompts, cfg)
+    return _pairs(reference_metrics(per_image, prompts, cfg), prompts)
+
+
+def _pairs(per_ref: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`pair_table` from the per-reference metrics already aggregated."""
     per_ref = per_ref[per_ref["variant"] != CONTROL_VARIANT]
     title = per_ref[per_ref["variant"] == BASE_VARIANT].set_index(["model", "slug"])
     other = per_ref[per_ref["variant"] != BASE_VARIANT]
@@ -339,7 +343,8 @@ def compare(
     prompts = read_table(prompts_path(cfg)) if prompts is None else prompts
     references = read_table(cfg.references_table) if references is None else references
     p, s = cfg.perturbation, InferenceSettings.from_config(cfg)
-    pairs = pair_table(per_image, prompts, cfg)
+    per_ref = reference_metrics(per_image, prompts, cfg)  # once, for the pairs and the controls
+    pairs = _pairs(per_ref, prompts)
     result = PerturbationResult(
         pairs=pairs,
         paired=add_noise_floor(paired_changes(pairs, s), pairs, s),
@@ -349,7 +354,7 @@ def compare(
     if p.controls:
         iconic = prompts.loc[prompts["variant"] == BASE_VARIANT, "slug"]
         controls = read_controls(cfg, iconic)
-        result.controls = compare_controls(reference_metrics(per_image, prompts, cfg), prompts, controls, s)
+        result.controls = compare_controls(per_ref, prompts, controls, s)
     if write:
         _write(cfg, result)
     return result
