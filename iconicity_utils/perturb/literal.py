@@ -14,13 +14,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from iconicity_utils.core.constants import STANDIN_LABEL
 from iconicity_utils.perturb.captions import caption_images
 from iconicity_utils.perturb.names import named_words, subject_labels
 from iconicity_utils.perturb.wordnet import load_wordnet
+from iconicity_utils.perturb.words import cell_items
 from iconicity_utils.registry import Registry
 from iconicity_utils.score.inputs import reference_files
 
@@ -49,21 +49,6 @@ DEPICTABLE_LEXNAMES = frozenset(
     for name in ("artifact", "animal", "plant", "object", "body", "food", "substance", "person",
                  "group", "act", "location", "phenomenon", "shape")
 )  # fmt: skip
-
-
-def _labels(value: Any) -> list[str]:
-    """A list of distinct non-empty labels from a table cell (list, array, ``;``-separated string or None)."""
-    if isinstance(value, str):
-        items = value.split(";")
-    elif isinstance(value, list | tuple | np.ndarray):
-        items = list(value)
-    else:  # None, NaN, pd.NA
-        return []
-    out: list[str] = []
-    for v in items:
-        if isinstance(v, str) and v.strip() and v.strip() not in out:
-            out.append(v.strip())
-    return out
 
 
 def _article(phrase: str) -> str:
@@ -158,8 +143,12 @@ def compose_literal(
     the method says what was left out.  A reference with no class to show gets no description: a
     genre alone does not describe an image.
     """
-    depicts, subjects, genres = _labels(depicts_classes), _labels(main_subject_classes), _labels(genre)
-    named = _labels(named_subjects)
+    depicts, subjects, genres = (
+        cell_items(depicts_classes),
+        cell_items(main_subject_classes),
+        cell_items(genre),
+    )
+    named = cell_items(named_subjects)
     shown, abstract, unknown = _shown(depicts, subjects, wn, main_subjects)
     method = (
         f"wikidata template ({kind}): genre={genres}, depicts classes={depicts}, "

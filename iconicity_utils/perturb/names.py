@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
-from iconicity_utils.perturb.words import FUNCTION_WORDS, NAME_EPITHETS, NAME_PARTICLES, fold
+from iconicity_utils.perturb.words import FUNCTION_WORDS, NAME_EPITHETS, NAME_PARTICLES, cell_items, fold
 
 __all__ = ["PERSON_TYPES", "subject_labels", "is_common_word", "is_individual_name", "named_words"]
 
@@ -33,20 +31,13 @@ _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 
 def _subjects(value: Any) -> list[tuple[str, str]]:
-    """``(label, type)`` of each item of a ``named_subjects`` cell."""
-    if isinstance(value, str):
-        items: list[Any] = value.split(";")
-    elif isinstance(value, list | tuple | np.ndarray):
-        items = list(value)
-    else:
-        return []
+    """``(label, type)`` of each item of a ``named_subjects`` cell (:func:`~iconicity_utils.perturb.words.cell_items`)."""
     out = []
-    for item in items:
-        if isinstance(item, str) and item.strip():
-            m = _SUBJECT.match(item.strip())
-            label, kind = (m.group(1), m.group(2) or "") if m else (item.strip(), "")
-            if label.strip():
-                out.append((label.strip(), kind.strip()))
+    for item in cell_items(value):
+        m = _SUBJECT.match(item)
+        label, kind = (m.group(1), m.group(2) or "") if m else (item, "")
+        if label.strip():
+            out.append((label.strip(), kind.strip()))
     return out
 
 

@@ -12,7 +12,10 @@ import re
 import unicodedata
 from typing import Any
 
+import numpy as np
+
 __all__ = [
+    "cell_items",
     "FUNCTION_WORDS",
     "NAME_PARTICLES",
     "TOKEN",
@@ -126,3 +129,19 @@ def _skeleton(word: str) -> str:
     share it (*gypsy* / *gipsy*: ``gps``; *ambassadors* / *embassadors*), near words do not
     (*scream* / *stream*, *night* / *light*)."""
     return re.sub(r"[aeiouy]", "", word)
+
+
+def cell_items(value: Any) -> list[str]:
+    """The distinct non-empty items of a table cell, stripped, in order: a list, tuple or array of
+    strings, or a ``;``-separated string; None, NaN or pd.NA hold none (non-strings are skipped)."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(";")
+    elif isinstance(value, list | tuple | np.ndarray):
+        items = list(value)
+    else:  # None, NaN, pd.NA
+        return []
+    out: list[str] = []
+    for v in items:
+        if isinstance(v, str) and v.strip() and v.strip() not in out:
+            out.append(v.strip())
+    return out
