@@ -259,7 +259,7 @@ def test_scan_counts_every_shard_and_writes_the_table(tmp_path):
 def test_an_interrupted_scan_resumes_without_rereading_finished_shards(tmp_path, monkeypatch):
     cfg = shard_config(tmp_path)
     opened: list[str] = []
-    real_open = scan._open_batches
+    real_open = scan.open_batches
 
     def flaky(path, *args):
         if path.name not in opened:
@@ -268,7 +268,7 @@ def test_an_interrupted_scan_resumes_without_rereading_finished_shards(tmp_path,
             raise KeyboardInterrupt("simulated interruption while reading the third shard")
         yield from real_open(path, *args)
 
-    monkeypatch.setattr(scan, "_open_batches", flaky)
+    monkeypatch.setattr(scan, "open_batches", flaky)
     with pytest.raises(KeyboardInterrupt):
         scan.count_captions(cfg, log=lambda _m: None)
     assert opened == ["part_00.parquet", "part_01.parquet", "part_02.parquet"]
@@ -281,7 +281,7 @@ def test_an_interrupted_scan_resumes_without_rereading_finished_shards(tmp_path,
         yield from real_open(path, *args)
 
     opened.clear()
-    monkeypatch.setattr(scan, "_open_batches", recorded)
+    monkeypatch.setattr(scan, "open_batches", recorded)
     result = scan.count_captions(cfg, log=lambda _m: None)
     assert sorted(set(opened)) == ["part_02.parquet", "part_03.parquet", "part_04.parquet"]
     assert result.shards_reused == 2 and result.shards_scanned == 3 and result.complete

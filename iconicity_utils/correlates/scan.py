@@ -62,6 +62,7 @@ __all__ = [
     "counts_table_path",
     "count_spec",
     "read_counts",
+    "open_batches",
 ]
 
 
@@ -118,8 +119,12 @@ def _load_partial(path: Path, identity: dict[str, Any], fingerprint: str) -> dic
     return record
 
 
-def _open_batches(path: Path, column: str, row_groups: Sequence[int], batch_rows: int) -> Iterator[Any]:
-    """The caption column of some row groups of one shard, batch by batch (one thread)."""
+def open_batches(path: Path, column: str, row_groups: Sequence[int], batch_rows: int) -> Iterator[Any]:
+    """The caption column of some row groups of one shard, batch by batch (one thread).
+
+    Raises:
+        KeyError: the shard has no such column (names the shard, its columns and the key to set).
+    """
     pf = pq.ParquetFile(path, memory_map=True)
     names = pf.schema_arrow.names
     if column not in names:
@@ -158,7 +163,7 @@ def _scan_piece(
     spec, matcher, column, batch_rows = _WORKER
     t0, c0 = time.perf_counter(), time.process_time()
     total = BatchCounts.zeros(len(spec.patterns), spec)
-    for arr in _open_batches(Path(path), column, row_groups, batch_rows):
+    for arr in open_batches(Path(path), column, row_groups, batch_rows):
         total.add(count_batch(arr, spec.patterns, matcher, spec))
     return path, row_groups, total, time.perf_counter() - t0, time.process_time() - c0
 

@@ -22,6 +22,7 @@ from iconicity_utils.correlates.corpus import list_shards
 from iconicity_utils.correlates.counting import count_table
 from iconicity_utils.correlates.glm import ordered_models
 from iconicity_utils.correlates.modes import COUNT_MODES
+from iconicity_utils.correlates.scan import open_batches
 from iconicity_utils.correlates.stats import as_floats, spearman_ci
 
 __all__ = ["MODE_FEATURES", "mode_sensitivity", "caption_samples", "normalisation_sensitivity"]
@@ -101,16 +102,13 @@ def _first_captions(cfg, limit: int):
     column = f.caption_column
     parts, total, have = [], 0, 0
     for path in list_shards(cfg):
-        pf = pq.ParquetFile(path)
-        total += pf.metadata.num_rows
+        meta = pq.ParquetFile(path).metadata
+        total += meta.num_rows
         if have >= limit:
             continue
-        if column not in pf.schema_arrow.names:
-            raise KeyError(
-                f"caption column {column!r} is not in {path} (correlates.frequency.caption_column)"
-            )
-        for batch in pf.iter_batches(batch_size=max(1, min(f.batch_rows, limit - have)), columns=[column]):
-            parts.append(batch.column(0).slice(0, limit - have))
+        size = max(1, min(f.batch_rows, limit - have))
+        for batch in open_batches(path, column, range(meta.num_row_groups), size):
+            parts.append(batch.slice(0, limit - have))
             have += len(parts[-1])
             if have >= limit:
                 break
