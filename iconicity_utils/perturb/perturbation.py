@@ -143,6 +143,11 @@ def _reuses(vr: np.ndarray, rule: str, min_vr: float) -> bool:
     raise ValueError(f"unknown reuse rule {rule!r}; expected 'mean_vr' or 'any_image'")
 
 
+def _compared_images(images: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """The images the comparison reads: the config's models, the first :func:`images_per_variant` indices."""
+    return images[(images["index"] < images_per_variant(cfg)) & images["model"].isin(cfg.models)]
+
+
 def reference_metrics(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     """Per (model, variant, reference): stage 03-04's ``cra``, ``vr_all``, ``crt`` and ``n_images``
     (:func:`~iconicity_utils.score.tables.aggregate_references`) and ``reuse``, from the images of
@@ -150,8 +155,7 @@ def reference_metrics(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: Study
     the config's models, and the first :func:`images_per_variant` indices of every variant alike."""
     p = cfg.perturbation
     keys = prompts.loc[prompts["status"] == "ok", ["slug", "variant", "prompt"]]
-    images = per_image.merge(keys, on=["slug", "variant", "prompt"], how="inner")
-    images = images[(images["index"] < images_per_variant(cfg)) & images["model"].isin(cfg.models)]
+    images = _compared_images(per_image.merge(keys, on=["slug", "variant", "prompt"], how="inner"), cfg)
     per_ref = aggregate_references(images)
     reuse = {
         key: _reuses(g["vr"].to_numpy(float), p.reuse_rule, p.reuse_min_vr)
@@ -166,11 +170,7 @@ def reference_metrics(per_image: pd.DataFrame, prompts: pd.DataFrame, cfg: Study
 def title_metrics(per_image: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     """``model, slug, kind, cra, vr_all, crt`` of the title of *every* scored reference (perturbed or
     not; the first :func:`images_per_variant` indices): what the coverage compares."""
-    images = per_image[
-        (per_image["variant"] == BASE_VARIANT)
-        & (per_image["index"] < images_per_variant(cfg))
-        & per_image["model"].isin(cfg.models)
-    ]
+    images = _compared_images(per_image[per_image["variant"] == BASE_VARIANT], cfg)
     return aggregate_references(images)[["model", "slug", "kind", *PAIRED_METRICS]]
 
 
